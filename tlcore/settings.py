@@ -1,0 +1,33 @@
+"""Operator settings, read from the environment, with defaults that suit a 2-core laptop."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MAX_UPLOAD_MB = int(os.environ.get("TLS_MAX_UPLOAD_MB", "500"))
+MAX_FILE_BYTES = 50 * 1024 * 1024          # one image file
+MAX_IMAGE_PIXELS = 50_000_000               # a 6000x4000 photo is 24 MP; a 30000x30000 bomb is 900 MP
+MAX_ZIP_FILES = int(os.environ.get("TLS_MAX_ZIP_FILES", "20000"))
+MAX_ZIP_TOTAL_BYTES = int(os.environ.get("TLS_MAX_ZIP_TOTAL_MB", "2048")) * 1024 * 1024
+MAX_ZIP_RATIO = 200                         # uncompressed / compressed, per entry
+NORMALISE_MAX_SIDE = 1024                   # larger photos are downscaled once at import
+RETENTION_DAYS = int(os.environ.get("TLS_RETENTION_DAYS", "14"))
+
+
+def workspace_dir() -> Path:
+    """Where runs and imported datasets live (``TLS_WORKSPACE``, default ``~/.tlstudio``)."""
+    path = Path(os.environ.get("TLS_WORKSPACE", Path.home() / ".tlstudio")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_root() -> Path | None:
+    """The server folder users may import from (``TLS_DATA_ROOT``); None disables server-folder import."""
+    value = os.environ.get("TLS_DATA_ROOT")
+    return Path(value).expanduser().resolve() if value else None
+
+
+def max_concurrent_jobs() -> int:
+    """How many runs train at once (``TLS_MAX_JOBS``); the rest wait in a fair FIFO queue."""
+    default = max(1, (os.cpu_count() or 2) // 2)
+    return max(1, int(os.environ.get("TLS_MAX_JOBS", default)))
