@@ -10,6 +10,8 @@ MAX_IMAGE_PIXELS = 50_000_000               # a 6000x4000 photo is 24 MP; a 3000
 MAX_ZIP_FILES = int(os.environ.get("TLS_MAX_ZIP_FILES", "20000"))
 MAX_ZIP_TOTAL_BYTES = int(os.environ.get("TLS_MAX_ZIP_TOTAL_MB", "2048")) * 1024 * 1024
 MAX_ZIP_RATIO = 200                         # uncompressed / compressed, per entry
+ZIP_RATIO_MIN_BYTES = 1024 * 1024           # the ratio cap applies to zip entries larger than this
+MAX_CSV_BYTES = 20 * 1024 * 1024            # a label CSV file
 NORMALISE_MAX_SIDE = 1024                   # larger photos are downscaled once at import
 RETENTION_DAYS = int(os.environ.get("TLS_RETENTION_DAYS", "14"))
 

@@ -1,0 +1,266 @@
+"""``python -m tlcore``: the same engine as the app, headless. This command-line contract is stable."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from .errors import TLError
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not a usage dump
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m tlcore", description="Transfer Learning Studio from the command line.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    b = sub.add_parser("backbones", help="List the pretrained backbones.")
+    b.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+
+    t = sub.add_parser("train", help="Train a model; prints the run folder as its last line.")
+    t.add_argument("--data", help="A zip of class folders, a folder, or a CSV of path,label.")
+    t.add_argument("--backbone", help="Backbone name (see `backbones`). Default: mobilenet_025.")
+    t.add_argument("--strategy", help="feature_extraction (default), fine_tune, scratch, and more.")
+    t.add_argument("--weights", help="imagenet (default), none (random initialisation) or a .h5 weights file.")
+    t.add_argument("--epochs", type=int, help="Training epochs (the head's epochs for fine_tune).")
+    t.add_argument("--target-data", help="Unlabelled target images (domain adaptation).")
+    t.add_argument("--config", help="A run config JSON (as saved by the app); flags override it.")
+    t.add_argument("--workspace", help="Where runs are stored. Default: $TLS_WORKSPACE or ~/.tlstudio.")
+    t.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+    e = sub.add_parser("evaluate", help="Evaluate a run on its test split or on other data.")
+    e.add_argument("run", metavar="RUN", help="A run folder or run id.")
+    e.add_argument("--data", help="Evaluate on this data instead of the run's test split.")
+    e.add_argument("--json", action="store_true", help="Print one JSON object.")
+    e.add_argument("--workspace")
+
+    r = sub.add_parser("predict", help="Predict the classes of images.")
+    r.add_argument("run", metavar="RUN", help="A run folder or run id.")
+    r.add_argument("images", metavar="IMAGE", nargs="+", help="Image files.")
+    r.add_argument("--top-k", type=int, default=3, help="How many classes to show per image (default 3).")
+    r.add_argument("--json", action="store_true", help="Print JSON.")
+    r.add_argument("--workspace")
+
+    x = sub.add_parser("export", help="Export a trained model.")
+    x.add_argument("run", metavar="RUN", help="A run folder or run id.")
+    x.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite", "tflite-float16", "tflite-int8"])
+    x.add_argument("--out", required=True, help="Output folder.")
+    x.add_argument("--workspace")
+
+    ls = sub.add_parser("runs", help="List the runs in the workspace.")
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--workspace")
+
+    s = sub.add_parser("sample", help="Write the built-in synthetic sample dataset to a folder.")
+    s.add_argument("out", help="Folder to create.")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except TLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _store(args):
+    from .runs import RunStore
+    from .settings import workspace_dir
+
+    return RunStore(Path(args.workspace).expanduser() if getattr(args, "workspace", None) else workspace_dir())
+
+
+def run_folder(args) -> Path:
+    """RUN may be a run folder or a run id in the workspace."""
+    from .errors import RunError
+
+    path = Path(args.run).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise RunError(f"{path} is not a run folder (it has no config.json): pass a run folder or a run id.")
+        return path
+    store = _store(args)
+    return store.run_dir(store.resolve(args.run))
+
+
+def cmd_backbones(args) -> int:
+    from .backbones import backbone_table
+
+    rows = backbone_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':18} {'backbone':18} {'params(M)':>9} {'size':>5} {'top-1':>6}  cached")
+    for r in rows:
+        print(f"{r['name']:18} {r['backbone']:18} {r['parameters (M)']:>9} {r['input size']:>5} "
+              f"{r['ImageNet top-1 (%)']:>6}  {'yes' if r['ImageNet weights cached'] else 'no'}")
+    return 0
+
+
+def config_from_args(args):
+    from .runs import RunConfig
+
+    config = RunConfig.load(args.config) if args.config else RunConfig()
+    overrides = {"data": args.data, "backbone": args.backbone, "strategy": args.strategy, "weights": args.weights,
+                 "epochs": args.epochs, "target_data": args.target_data}
+    merged = {**config.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
+    return RunConfig.from_dict(merged)
+
+
+def cmd_train(args) -> int:
+    from .backbones import get_spec
+    from .jobs import JobManager
+    from .strategies import get_strategy
+
+    config = config_from_args(args)
+    get_strategy(config.strategy)
+    if not config.backbone_file:
+        get_spec(config.backbone)
+    if not config.data:
+        raise TLError("No data given: pass --data PATH (a zip, a folder of class folders, or a CSV).")
+    for source in (config.data, config.target_data):
+        if source and not source.startswith("dataset:") and not Path(source).expanduser().exists():
+            raise TLError(f"{source} does not exist: pass a zip, a folder of class folders, or a CSV.")
+    store = _store(args)
+    manager = JobManager(store, max_concurrent=1)
+    run_id = manager.submit(config, owner="cli")
+    previous = signal.signal(signal.SIGINT, lambda *_: manager.stop(run_id))
+    try:
+        state = _follow(manager, run_id, quiet=args.quiet)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    record = store.get(run_id)
+    if record.error and state.value != "done":
+        print(f"error: {record.error}", file=sys.stderr)
+    if record.metrics.get("accuracy") is not None:
+        print(f"test accuracy: {record.metrics['accuracy']:.3f}", file=sys.stderr)
+    print(store.run_dir(run_id))
+    return 0 if state.value in ("done", "stopped") else EXIT_RUN_FAILED
+
+
+def _follow(manager, run_id: str, quiet: bool):
+    """Show a progress bar from the run's events until it ends."""
+    seen, line = 0, ""
+    while True:
+        state = manager.wait(run_id, timeout=0.5)
+        events = manager.store.read_events(run_id, after=seen)
+        seen += len(events)
+        for ev in events:
+            if quiet:
+                continue
+            text = _progress_text(ev)
+            if text:
+                line = text
+                print("\r" + line.ljust(100)[:100], end="", file=sys.stderr, flush=True)
+            if ev["type"] in ("epoch", "warning", "phase"):
+                msg = _epoch_text(ev)
+                if msg:
+                    print("\r" + msg.ljust(100), file=sys.stderr, flush=True)
+        if state.finished:
+            if not quiet and line:
+                print(file=sys.stderr)
+            return state
+
+
+def _bar(fraction: float, width: int = 30) -> str:
+    filled = int(max(0.0, min(1.0, fraction)) * width)
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def _progress_text(ev: dict) -> str:
+    if ev["type"] == "progress" and ev.get("total"):
+        return f"features {ev.get('split')} {_bar(ev['done'] / ev['total'])} {ev['done']}/{ev['total']}"
+    if ev["type"] == "batch" and ev.get("steps"):
+        eta = f" ETA {ev['eta']:.0f}s" if ev.get("eta") is not None else ""
+        return (f"{ev['phase']} epoch {ev['epoch']} {_bar(ev['batch'] / ev['steps'])} "
+                f"loss {ev['loss']:.4f}{eta}")
+    return ""
+
+
+def _epoch_text(ev: dict) -> str:
+    if ev["type"] == "warning":
+        return f"warning: {ev.get('message')}"
+    if ev["type"] == "phase" and ev.get("message"):
+        return ev["message"]
+    if ev["type"] == "epoch":
+        parts = [f"{k} {ev[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if ev.get(k) is not None]
+        return f"{ev['phase']} epoch {ev['epoch']}/{ev['total_epochs']}: " + ", ".join(parts)
+    return ""
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+
+    result = evaluate_run(run_folder(args), data=args.data)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+        return 0
+    print(f"accuracy: {result.get('accuracy', 0):.4f} on {result.get('n', 0)} images")
+    for row in result.get("per_class", []):
+        print(f"  {row['class']}: precision {row['precision']:.3f}, recall {row['recall']:.3f}, "
+              f"f1 {row['f1']:.3f} ({row['support']} images)")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import Predictor
+
+    if args.top_k < 1:
+        raise TLError("--top-k must be 1 or more.")
+    predictor = Predictor.from_run(run_folder(args))
+    for image in args.images:
+        if not Path(image).is_file():
+            raise TLError(f"{image} does not exist: pass the path of an image file.")
+    results = predictor.predict(list(args.images), top_k=args.top_k)
+    if args.json:
+        print(json.dumps([{"image": img, "top": [{"class": c, "probability": p} for c, p in top]}
+                          for img, top in zip(args.images, results)], ensure_ascii=False))
+        return 0
+    for img, top in zip(args.images, results):
+        print(f"{img}: " + ", ".join(f"{c} ({p:.1%})" for c, p in top))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_run
+
+    print(export_run(run_folder(args), args.format, Path(args.out)))
+    return 0
+
+
+def cmd_runs(args) -> int:
+    records = _store(args).list()
+    if args.json:
+        print(json.dumps([{"id": r.id, "state": r.state.value, "strategy": r.strategy, "backbone": r.backbone,
+                           "metrics": r.metrics, "error": r.error} for r in records], ensure_ascii=False))
+        return 0
+    for r in records:
+        acc = r.metrics.get("accuracy")
+        print(f"{r.id}  {r.state.value:11} {r.strategy:20} {r.backbone:16} "
+              f"{'' if acc is None else f'accuracy {acc:.3f}'}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .sample import make_sample
+
+    print(make_sample(Path(args.out)))
+    return 0
+
+
+COMMANDS = {"backbones": cmd_backbones, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "export": cmd_export, "runs": cmd_runs, "sample": cmd_sample}

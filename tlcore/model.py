@@ -1,0 +1,208 @@
+"""Backbone → head → model, and the freeze helpers (the Keras transfer-learning guide's rules, in code)."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .backbones import BackboneSpec
+from .errors import ConfigError
+from .tf_env import keras
+
+layers = keras.layers
+
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype="float32")
+_TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype="float32")
+_TORCH_STD = np.array([0.229, 0.224, 0.225], dtype="float32")
+
+
+@dataclass
+class HeadConfig:
+    """The new head: GlobalAveragePooling → Dense(units, relu) → Dropout → Dense(classes, softmax)."""
+
+    units: int = 1024
+    dropout: float = 0.2
+    enabled: bool = True      # False: pooled features go straight to the softmax layer
+
+
+@dataclass
+class FreezeConfig:
+    """How much of the backbone stays frozen.
+
+    mode: 'all' | 'none' | 'first_n' (freeze the first n layers) | 'up_to' (freeze through ``layer``, a layer
+    or block name) | 'all_but_top' (train only the top n layers).
+    """
+
+    mode: str = "all_but_top"
+    n: int = 20
+    layer: str | None = None
+
+
+@dataclass
+class LayerInfo:
+    index: int
+    name: str
+    type: str
+    block: str
+    params: int
+    trainable: bool
+
+
+@dataclass
+class FreezeSummary:
+    trainable_params: int
+    frozen_params: int
+    frozen_layers: int
+    total_layers: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def preprocessing_layer(spec: BackboneSpec | None) -> layers.Layer | None:
+    """A standard Keras layer that does ``spec.preprocess_input`` inside the model (no Lambda, so safe_mode loads it)."""
+    mode = spec.preprocess_mode if spec else "none"
+    if mode == "tf":
+        return layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
+    if mode == "torch":
+        return layers.Rescaling(
+            (1.0 / (255.0 * _TORCH_STD)).tolist(), offset=(-_TORCH_MEAN / _TORCH_STD).tolist(), name="preprocess"
+        )
+    if mode == "caffe":  # RGB → BGR and subtract the ImageNet mean, as a frozen 1×1 convolution
+        conv = layers.Conv2D(3, 1, name="preprocess", trainable=False)
+        conv.build((None, None, None, 3))
+        kernel = np.zeros((1, 1, 3, 3), dtype="float32")
+        for out_ch, in_ch in enumerate((2, 1, 0)):
+            kernel[0, 0, in_ch, out_ch] = 1.0
+        conv.set_weights([kernel, -_CAFFE_MEAN_BGR])
+        return conv
+    if mode == "none":
+        return None
+    raise ConfigError(f"Unknown preprocessing mode '{mode}'.")
+
+
+def build_head(num_classes: int, head: HeadConfig, feature_size: int, name: str = "head") -> keras.Model:
+    """The head alone, on pooled features, so it can also train on cached features."""
+    inputs = keras.Input((feature_size,), name=f"{name}_features")
+    x = inputs
+    if head.enabled:
+        x = layers.Dense(head.units, activation="relu", name=f"{name}_dense")(x)
+        if head.dropout > 0:
+            x = layers.Dropout(head.dropout, name=f"{name}_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name=f"{name}_softmax")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_trunk(backbone: keras.Model, spec: BackboneSpec | None, image_size: int,
+                augment: keras.Layer | None = None, bn_inference: bool = True) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """Raw RGB pixels (0-255, any size) → resize → [augment] → preprocess → backbone(training=False) → pooled.
+
+    ``bn_inference=False`` is only for training from scratch, where BatchNorm must learn its statistics.
+    """
+    inputs = keras.Input((None, None, 3), name="image")
+    x = layers.Resizing(image_size, image_size, name="resize")(inputs)
+    if augment is not None:
+        x = augment(x)
+    pre = preprocessing_layer(spec)
+    if pre is not None:
+        x = pre(x)
+    # Transfer: BatchNorm stays in inference mode, even when unfrozen (the Keras guide's rule).
+    x = backbone(x, training=False) if bn_inference else backbone(x)
+    pooled = layers.GlobalAveragePooling2D(name="pool")(x)
+    return inputs, pooled
+
+
+def build_model(backbone: keras.Model, spec: BackboneSpec | None, num_classes: int, head: HeadConfig,
+                image_size: int, augment: keras.Layer | None = None, bn_inference: bool = True) -> keras.Model:
+    """The classifier: trunk + head. It takes raw pixels, so an exported model needs no preprocessing code."""
+    backbone.name = "backbone"
+    inputs, pooled = build_trunk(backbone, spec, image_size, augment, bn_inference)
+    outputs = build_head(num_classes, head, pooled.shape[-1])(pooled)
+    return keras.Model(inputs, outputs, name="classifier")
+
+
+def get_backbone(model: keras.Model) -> keras.Model:
+    return model.get_layer("backbone")
+
+
+def feature_model(model: keras.Model) -> keras.Model:
+    """Raw pixels → pooled backbone features (the input of the head)."""
+    return keras.Model(model.inputs, model.get_layer("pool").output, name="features")
+
+
+_BLOCK_PATTERNS = [
+    (re.compile(r"^(block\d+)"), "{0}"),                      # VGG, Xception, EfficientNet
+    (re.compile(r"^(conv\d+)_block"), "{0}"),                 # ResNet, DenseNet stages
+    (re.compile(r"^(pool\d+)_"), "{0}"),                      # DenseNet transitions
+    (re.compile(r"^block_(\d+)_"), "block {0}"),              # MobileNetV2
+    (re.compile(r"^conv_(?:dw|pw)_(\d+)"), "block {0}"),      # MobileNet
+    (re.compile(r"^expanded_conv_(\d+)_"), "block {0}"),      # MobileNetV3
+    (re.compile(r"^expanded_conv_"), "block 0"),
+    (re.compile(r"stage_(\d+)"), "stage {0}"),                # ConvNeXt
+    (re.compile(r"^(mixed\d+)"), "{0}"),                      # InceptionV3
+]
+
+
+def _block_of(name: str, previous: str) -> str:
+    for pattern, fmt in _BLOCK_PATTERNS:
+        match = pattern.search(name)
+        if match:
+            return fmt.format(*match.groups())
+    return previous
+
+
+def _count(weights) -> int:
+    return int(sum(np.prod(w.shape) for w in weights))
+
+
+def list_layers(backbone: keras.Model) -> list[LayerInfo]:
+    """The backbone's layers with name, type, block, parameter count and whether each trains."""
+    infos, block = [], "stem"
+    for i, layer in enumerate(backbone.layers):
+        block = _block_of(layer.name, block)
+        infos.append(LayerInfo(i, layer.name, type(layer).__name__, block, _count(layer.weights),
+                               bool(layer.trainable and layer.trainable_weights)))
+    return infos
+
+
+def _frozen_count(backbone: keras.Model, cfg: FreezeConfig) -> int:
+    total = len(backbone.layers)
+    if cfg.mode == "all":
+        return total
+    if cfg.mode == "none":
+        return 0
+    if cfg.mode == "first_n":
+        return max(0, min(int(cfg.n), total))
+    if cfg.mode == "all_but_top":
+        return max(0, total - int(cfg.n))
+    if cfg.mode == "up_to":
+        infos = list_layers(backbone)
+        hits = [i.index for i in infos if cfg.layer in (i.name, i.block)]
+        if not hits:
+            blocks = list(dict.fromkeys(i.block for i in infos))
+            raise ConfigError(f"There is no layer or block named '{cfg.layer}'. Blocks: {', '.join(blocks)}.")
+        return hits[-1] + 1
+    raise ConfigError(f"Unknown freeze mode '{cfg.mode}'. Choose all, none, first_n, up_to or all_but_top.")
+
+
+def freeze(backbone: keras.Model, cfg: FreezeConfig, keep_bn_frozen: bool = True) -> FreezeSummary:
+    """Freeze the backbone as ``cfg`` says. BatchNorm stays frozen (except from scratch). Recompile afterwards."""
+    k = _frozen_count(backbone, cfg)
+    backbone.trainable = k < len(backbone.layers)
+    for i, layer in enumerate(backbone.layers):
+        is_bn = keep_bn_frozen and isinstance(layer, layers.BatchNormalization)
+        layer.trainable = backbone.trainable and i >= k and not is_bn
+    return summarize(backbone)
+
+
+def summarize(backbone: keras.Model) -> FreezeSummary:
+    trainable = _count(backbone.trainable_weights)
+    frozen_layers = sum(1 for layer in backbone.layers if not (layer.trainable and layer.trainable_weights))
+    return FreezeSummary(trainable, _count(backbone.weights) - trainable, frozen_layers, len(backbone.layers))
+
+
+def param_counts(model: keras.Model) -> tuple[int, int]:
+    """(trainable, non-trainable) parameters of a whole model."""
+    trainable = _count(model.trainable_weights)
+    return trainable, _count(model.weights) - trainable

@@ -1,0 +1,161 @@
+"""One run, start to finish: data → strategy.fit → model → evaluation, all recorded in the run folder."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import traceback
+from pathlib import Path
+
+from .data import Dataset, load_data
+from .errors import DataError, TLError
+from .runs import RunConfig, RunState, RunStore, atomic_write
+
+log = logging.getLogger("tlcore")
+DATASET_PREFIX = "dataset:"
+
+
+def distribution_strategy(mode: str, devices: list[str] | None = None):
+    """tf.distribute for the run: MultiWorkerMirrored with TF_CONFIG, Mirrored with several GPUs, else default."""
+    from .tf_env import tf
+
+    if mode == "none":
+        return tf.distribute.get_strategy()
+    if mode == "multiworker" or (mode == "auto" and os.environ.get("TF_CONFIG")):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if mode == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def datasets_dir(workspace: Path) -> Path:
+    return Path(workspace) / "datasets"
+
+
+def resolve_dataset(config: RunConfig, run_dir: Path, workspace: Path, *, target: bool = False) -> Dataset | None:
+    """The run's dataset: an imported workspace dataset ("dataset:<id>") or a path imported into the run folder."""
+    source = config.target_data if target else config.data
+    if not source:
+        if target:
+            return None
+        raise DataError("No data was chosen: pick a dataset on the Data page, or pass --data PATH.")
+    if source.startswith(DATASET_PREFIX):
+        root = datasets_dir(workspace) / source[len(DATASET_PREFIX):]
+        if not (root / "dataset.json").is_file():
+            raise DataError(f"The dataset '{source}' no longer exists: import the data again.")
+        return Dataset.load(root)
+    folder = run_dir / ("target_data" if target else "data")
+    if (folder / "dataset.json").is_file():
+        return Dataset.load(folder)
+    kwargs = dict(val_split=config.val_split, test_split=config.test_split, seed=config.seed)
+    if target:
+        return load_data(source, folder, val_split=0.0, test_split=0.0, seed=config.seed, unlabelled=True)
+    if config.label_columns:
+        kwargs["label_columns"] = config.label_columns
+    return load_data(source, folder, **kwargs)
+
+
+def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = None) -> RunState:
+    """Run ``run_id`` to the end in this thread. Never raises: the outcome is the run's state and events."""
+    from .strategies import StopRequested, TrainContext, get_strategy
+
+    stop = stop or threading.Event()
+    run_dir = store.run_dir(run_id)
+    emit = _emitter(store, run_id, stop)
+    store.set_state(run_id, RunState.RUNNING)
+    emit("state", state="running")
+    try:
+        config = store.config(run_id)
+        strategy = get_strategy(config.strategy)
+        emit("phase", phase="data", message="Reading the images")
+        dataset = resolve_dataset(config, run_dir, store.workspace)
+        target = resolve_dataset(config, run_dir, store.workspace, target=True)
+        atomic_write(run_dir / "data_report.json", json.dumps(_report(dataset), indent=2, ensure_ascii=False))
+        for warning in dataset.report.warnings:
+            emit("warning", message=warning)
+        _seed(config.seed)
+        ctx = TrainContext(config, dataset, run_dir, emit, stop, distribution_strategy(config.distribute, config.devices),
+                           target=target)
+        result = strategy.fit(ctx)
+        emit("phase", phase="save", message="Saving the model")
+        save_result(run_dir, result, strategy)
+        emit("phase", phase="evaluate", message="Evaluating on the test images")
+        evaluation = evaluate_result(ctx, result, strategy)
+        atomic_write(run_dir / "evaluation.json", json.dumps(evaluation, indent=2, ensure_ascii=False, default=str))
+        state = RunState.STOPPED if stop.is_set() else RunState.DONE
+        metrics = {k: evaluation.get(k) for k in ("accuracy", "macro_f1", "top_k_accuracy") if k in evaluation}
+        metrics.update(epochs=ctx.epochs_done, trainable_params=_trainable(result.model))
+        store.set_state(run_id, state, metrics=metrics)
+        emit(state.value, metrics=metrics)
+        return state
+    except StopRequested:
+        store.set_state(run_id, RunState.STOPPED, error="Stopped before a model was trained.")
+        emit("stopped", message="Stopped before a model was trained.")
+        return RunState.STOPPED
+    except TLError as exc:
+        return _fail(store, run_id, str(exc), emit)
+    except MemoryError:
+        return _fail(store, run_id, "The server ran out of memory: use a smaller backbone, image size or batch size.", emit)
+    except Exception as exc:  # the user sees a sentence; the traceback goes to the run's error.log
+        (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        log.exception("run %s failed", run_id)
+        message = (f"Training failed unexpectedly ({type(exc).__name__}). Try a smaller batch size or another "
+                   "backbone; the details are in the run's error.log.")
+        return _fail(store, run_id, message, emit)
+
+
+def save_result(run_dir: Path, result, strategy) -> None:
+    """model.keras (raw pixels in) and labels.json, written atomically; a strategy may add its own files."""
+    tmp = run_dir / ".model.partial.keras"
+    result.model.save(tmp)
+    os.replace(tmp, run_dir / "model.keras")
+    atomic_write(run_dir / "labels.json", json.dumps(result.classes, ensure_ascii=False))
+    if hasattr(strategy, "save_extra"):
+        strategy.save_extra(run_dir, result)
+
+
+def evaluate_result(ctx, result, strategy) -> dict:
+    if hasattr(strategy, "evaluate"):
+        return strategy.evaluate(ctx, result)
+    from .evaluate import evaluate_model
+
+    return evaluate_model(result.model, ctx.dataset, result.classes, ctx.image_size, batch_size=ctx.config.batch_size)
+
+
+def _emitter(store: RunStore, run_id: str, stop: threading.Event):
+    def emit(type: str, **data) -> None:
+        store.append_event(run_id, type, **data)
+        if type == "batch" and not stop.is_set() and store.stop_requested(run_id):
+            stop.set()  # a stop asked for from another process (CLI, another server) reaches the worker here
+
+    return emit
+
+
+def _fail(store: RunStore, run_id: str, message: str, emit) -> RunState:
+    store.set_state(run_id, RunState.FAILED, error=message)
+    emit("failed", message=message)
+    return RunState.FAILED
+
+
+def _report(dataset: Dataset) -> dict:
+    return {
+        "classes": dataset.classes,
+        "counts": {split: dataset.counts(split) for split in ("train", "val", "test")},
+        "skipped": [{"file": f, "reason": r} for f, r in dataset.report.skipped],
+        "warnings": dataset.report.warnings,
+    }
+
+
+def _trainable(model) -> int:
+    from .model import param_counts
+
+    return param_counts(model)[0]
+
+
+def _seed(seed: int) -> None:
+    from .tf_env import keras
+
+    keras.utils.set_random_seed(int(seed))
