@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError, ModelFileError, WeightsError
-from .tf_env import keras
-
-A = keras.applications
 
 
 @dataclass(frozen=True)
@@ -19,8 +16,8 @@ class BackboneSpec:
 
     name: str
     title: str
-    constructor: Callable[..., Any]
-    preprocess_input: Callable[..., Any]   # Keras's own function, for reference and tests
+    constructor_name: str                  # keras.applications.<name>, resolved lazily so the table needs no TF
+    preprocess_module: str                 # keras.applications.<module>.preprocess_input
     preprocess_mode: str                   # how the in-model layer reproduces it: tf | torch | caffe | none
     default_size: int
     min_size: int
@@ -32,6 +29,19 @@ class BackboneSpec:
     note: str = ""
 
     @property
+    def constructor(self) -> Callable[..., Any]:
+        from .tf_env import keras
+
+        return getattr(keras.applications, self.constructor_name)
+
+    @property
+    def preprocess_input(self) -> Callable[..., Any]:
+        """Keras's own preprocess_input for this backbone (the in-model layer reproduces it)."""
+        from .tf_env import keras
+
+        return getattr(keras.applications, self.preprocess_module).preprocess_input
+
+    @property
     def size_mb(self) -> float:
         """Approximate size of the float32 weights without top."""
         return round(self.params * 4 / 1e6, 1)
@@ -39,7 +49,7 @@ class BackboneSpec:
 
 def _mobilenet(alpha: float, text: str, params: int, feat: int, top1: float) -> BackboneSpec:
     return BackboneSpec(
-        f"mobilenet_{text}", f"MobileNet α={alpha:g}", A.MobileNet, A.mobilenet.preprocess_input, "tf",
+        f"mobilenet_{text}", f"MobileNet α={alpha:g}", "MobileNet", "mobilenet", "tf",
         224, 32, params, feat, top1, "mobilenet_{alpha}_{rows}_tf_no_top.h5", {"alpha": alpha},
         "Tiny and fast on a laptop CPU." if alpha < 0.5 else "",
     )
@@ -50,40 +60,40 @@ _SPECS = [
     _mobilenet(0.50, "050", 829_536, 512, 63.7),
     _mobilenet(0.75, "075", 1_832_976, 768, 68.4),
     _mobilenet(1.00, "100", 3_228_864, 1024, 70.6),
-    BackboneSpec("mobilenetv2", "MobileNetV2", A.MobileNetV2, A.mobilenet_v2.preprocess_input, "tf", 224, 32,
+    BackboneSpec("mobilenetv2", "MobileNetV2", "MobileNetV2", "mobilenet_v2", "tf", 224, 32,
                  2_257_984, 1280, 71.3, "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"),
-    BackboneSpec("mobilenetv3small", "MobileNetV3 Small", A.MobileNetV3Small, A.mobilenet_v3.preprocess_input,
+    BackboneSpec("mobilenetv3small", "MobileNetV3 Small", "MobileNetV3Small", "mobilenet_v3",
                  "none", 224, 32, 939_120, 576, 68.1,
                  "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"),
-    BackboneSpec("mobilenetv3large", "MobileNetV3 Large", A.MobileNetV3Large, A.mobilenet_v3.preprocess_input,
+    BackboneSpec("mobilenetv3large", "MobileNetV3 Large", "MobileNetV3Large", "mobilenet_v3",
                  "none", 224, 32, 2_996_352, 960, 75.6,
                  "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"),
-    BackboneSpec("efficientnetb0", "EfficientNet B0", A.EfficientNetB0, A.efficientnet.preprocess_input, "none",
+    BackboneSpec("efficientnetb0", "EfficientNet B0", "EfficientNetB0", "efficientnet", "none",
                  224, 32, 4_049_571, 1280, 77.1, "efficientnetb0_notop.h5"),
-    BackboneSpec("efficientnetb1", "EfficientNet B1", A.EfficientNetB1, A.efficientnet.preprocess_input, "none",
+    BackboneSpec("efficientnetb1", "EfficientNet B1", "EfficientNetB1", "efficientnet", "none",
                  240, 32, 6_575_239, 1280, 79.1, "efficientnetb1_notop.h5"),
-    BackboneSpec("efficientnetb2", "EfficientNet B2", A.EfficientNetB2, A.efficientnet.preprocess_input, "none",
+    BackboneSpec("efficientnetb2", "EfficientNet B2", "EfficientNetB2", "efficientnet", "none",
                  260, 32, 7_768_569, 1408, 80.1, "efficientnetb2_notop.h5"),
-    BackboneSpec("efficientnetb3", "EfficientNet B3", A.EfficientNetB3, A.efficientnet.preprocess_input, "none",
+    BackboneSpec("efficientnetb3", "EfficientNet B3", "EfficientNetB3", "efficientnet", "none",
                  300, 32, 10_783_535, 1536, 81.6, "efficientnetb3_notop.h5"),
-    BackboneSpec("efficientnetv2b0", "EfficientNetV2 B0", A.EfficientNetV2B0, A.efficientnet_v2.preprocess_input,
+    BackboneSpec("efficientnetv2b0", "EfficientNetV2 B0", "EfficientNetV2B0", "efficientnet_v2",
                  "none", 224, 32, 5_919_312, 1280, 78.7, "efficientnetv2-b0_notop.h5"),
-    BackboneSpec("resnet50", "ResNet50", A.ResNet50, A.resnet50.preprocess_input, "caffe", 224, 32,
+    BackboneSpec("resnet50", "ResNet50", "ResNet50", "resnet50", "caffe", 224, 32,
                  23_587_712, 2048, 74.9, "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    BackboneSpec("resnet50v2", "ResNet50V2", A.ResNet50V2, A.resnet_v2.preprocess_input, "tf", 224, 32,
+    BackboneSpec("resnet50v2", "ResNet50V2", "ResNet50V2", "resnet_v2", "tf", 224, 32,
                  23_564_800, 2048, 76.0, "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    BackboneSpec("densenet121", "DenseNet121", A.DenseNet121, A.densenet.preprocess_input, "torch", 224, 32,
+    BackboneSpec("densenet121", "DenseNet121", "DenseNet121", "densenet", "torch", 224, 32,
                  7_037_504, 1024, 75.0, "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    BackboneSpec("inceptionv3", "InceptionV3", A.InceptionV3, A.inception_v3.preprocess_input, "tf", 299, 75,
+    BackboneSpec("inceptionv3", "InceptionV3", "InceptionV3", "inception_v3", "tf", 299, 75,
                  21_802_784, 2048, 77.9, "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    BackboneSpec("xception", "Xception", A.Xception, A.xception.preprocess_input, "tf", 299, 71,
+    BackboneSpec("xception", "Xception", "Xception", "xception", "tf", 299, 71,
                  20_861_480, 2048, 79.0, "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    BackboneSpec("vgg16", "VGG16", A.VGG16, A.vgg16.preprocess_input, "caffe", 224, 32,
+    BackboneSpec("vgg16", "VGG16", "VGG16", "vgg16", "caffe", 224, 32,
                  14_714_688, 512, 71.3, "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
                  note="The classic recipe's backbone; large and slow on a CPU."),
-    BackboneSpec("vgg19", "VGG19", A.VGG19, A.vgg19.preprocess_input, "caffe", 224, 32,
+    BackboneSpec("vgg19", "VGG19", "VGG19", "vgg19", "caffe", 224, 32,
                  20_024_384, 512, 71.3, "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    BackboneSpec("convnexttiny", "ConvNeXt Tiny", A.ConvNeXtTiny, A.convnext.preprocess_input, "none", 224, 32,
+    BackboneSpec("convnexttiny", "ConvNeXt Tiny", "ConvNeXtTiny", "convnext", "none", 224, 32,
                  27_820_128, 768, 81.3, "convnext_tiny_notop.h5"),
 ]
 
@@ -135,7 +145,7 @@ def resolve_size(name: str, input_size: int | None) -> int:
     return size
 
 
-def create_backbone(name: str, weights: str = "imagenet", input_size: int | None = None) -> keras.Model:
+def create_backbone(name: str, weights: str = "imagenet", input_size: int | None = None) -> "keras.Model":
     """Build ``name`` without its top. ``weights`` is 'imagenet', 'none', or a path to a .h5 / .weights.h5 file."""
     spec = get_spec(name)
     size = resolve_size(name, input_size)
@@ -149,7 +159,7 @@ def create_backbone(name: str, weights: str = "imagenet", input_size: int | None
     return model
 
 
-def _create_imagenet(spec: BackboneSpec, size: int, kwargs: dict) -> keras.Model:
+def _create_imagenet(spec: BackboneSpec, size: int, kwargs: dict) -> "keras.Model":
     cached = weights_cached(spec.name, size)
     old_timeout = socket.getdefaulttimeout()
     if not cached:
@@ -172,7 +182,7 @@ def _create_imagenet(spec: BackboneSpec, size: int, kwargs: dict) -> keras.Model
         socket.setdefaulttimeout(old_timeout)
 
 
-def load_weights_file(model: keras.Model, path: str | os.PathLike, title: str) -> None:
+def load_weights_file(model: "keras.Model", path: str | os.PathLike, title: str) -> None:
     """Load a user's .h5 / .weights.h5 into ``model``; a mismatch raises ModelFileError that says so."""
     path = Path(path)
     if not path.is_file():
@@ -188,8 +198,10 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike, title: str) -
         ) from exc
 
 
-def load_custom_backbone(path: str | os.PathLike) -> keras.Model:
+def load_custom_backbone(path: str | os.PathLike) -> "keras.Model":
     """Load a user's own backbone from a .keras file with Keras's safe_mode (no Lambda code is run)."""
+    from .tf_env import keras
+
     path = Path(path)
     if path.suffix != ".keras":
         raise ModelFileError(f"{path.name} is not a .keras file: save your backbone with model.save('name.keras').")

@@ -70,6 +70,9 @@ class EventCallback(keras.callbacks.Callback):
         return max(0.0, per_epoch * (epochs_left - done_in_epoch))
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.stopped_by_user:  # a partial epoch: neither a data point nor a candidate for the best weights
+            self.emit("stopped_mid_epoch", phase=self.phase, epoch=self.epoch_offset + self._epoch_index())
+            return
         logs = {k: _f(v) for k, v in (logs or {}).items()}
         self._epoch_times.append(time.time() - self._epoch_start)
         value = logs.get(self.monitor, logs.get("loss"))

@@ -127,14 +127,14 @@ def cmd_train(args) -> int:
     from .strategies import get_strategy
 
     config = config_from_args(args)
-    get_strategy(config.strategy)
-    if not config.backbone_file:
-        get_spec(config.backbone)
     if not config.data:
         raise TLError("No data given: pass --data PATH (a zip, a folder of class folders, or a CSV).")
     for source in (config.data, config.target_data):
         if source and not source.startswith("dataset:") and not Path(source).expanduser().exists():
             raise TLError(f"{source} does not exist: pass a zip, a folder of class folders, or a CSV.")
+    if not config.backbone_file:
+        get_spec(config.backbone)
+    get_strategy(config.strategy)
     store = _store(args)
     manager = JobManager(store, max_concurrent=1)
     run_id = manager.submit(config, owner="cli")

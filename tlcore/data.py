@@ -7,6 +7,7 @@ re-encoded images, ``dest/dataset.json``). No TensorFlow here.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -17,8 +18,10 @@ import stat
 import zipfile
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from sklearn.model_selection import train_test_split
 
@@ -30,7 +33,7 @@ _SPLIT_NAMES = {"train": "train", "training": "train", "valid": "val", "val": "v
                 "validation": "val", "test": "test", "testing": "test"}
 _SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 _JUNK = {"__macosx", "thumbs.db", "desktop.ini"}
-_WORKERS = max(2, min(8, (os.cpu_count() or 2) + 2))
+_WORKERS = max(2, min(4, os.cpu_count() or 2))   # PIL decodes outside the GIL; tiny files gain little
 _PATH_COLUMNS = ("path", "filepath", "file_path", "file", "filename", "image", "image_path")
 _LABEL_COLUMNS = ("label", "class", "category")
 
@@ -95,7 +98,7 @@ class Dataset:
                             "labels": s.labels} for s in self.samples],
                "report": {"skipped": [list(x) for x in self.report.skipped], "warnings": self.report.warnings}}
         tmp = root / "dataset.json.tmp"
-        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, root / "dataset.json")
 
     @classmethod
@@ -154,8 +157,14 @@ def from_folder(folder: str | Path, dest: str | Path, **split_kw) -> Dataset:
     root = Path(folder).resolve()
     if not root.is_dir():
         raise DataError(f"{Path(folder).name} is not a folder; check the path.")
-    dest = _prepare_dest(dest, root)
-    report = DataReport()
+    with _workspace(dest, split_kw, root) as dest:
+        report = DataReport()
+        items = _walk(root, dest, report)
+        return _build(_layout(items, report, split_kw.get("unlabelled", False)), dest, report, str(root), **split_kw)
+
+
+def _walk(root: Path, dest: Path, report: DataReport) -> list[tuple[tuple[str, ...], Path]]:
+    """Every non-junk regular file under ``root`` as (relative parts, path); links out of root are skipped."""
     prune = {(dest / "files").resolve(), (dest / "normalised").resolve()}
     items: list[tuple[tuple[str, ...], Path]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -180,44 +189,41 @@ def from_folder(folder: str | Path, dest: str | Path, **split_kw) -> Dataset:
                 report.skipped.append(("/".join(parts), "not a regular file"))
             else:
                 items.append((parts, path))
-    return _build(_layout(items, report, split_kw.get("unlabelled", False)), dest, report, str(root), **split_kw)
+    return items
 
 
 def from_zip(zip_path: str | Path, dest: str | Path, **split_kw) -> Dataset:
     """Unpack a zip safely into ``dest/files`` (no traversal, links, bombs or nested zips), then import it."""
     zip_path = Path(zip_path)
-    dest = _prepare_dest(dest, zip_path)
-    report = DataReport()
-    items = _unzip(zip_path, dest / "files", report)
-    return _build(_layout(items, report, split_kw.get("unlabelled", False), owned=True), dest, report,
-                  zip_path.name, **split_kw)
+    with _workspace(dest, split_kw, zip_path) as dest:
+        report = DataReport()
+        items = _unzip(zip_path, dest / "files", report)
+        return _build(_layout(items, report, split_kw.get("unlabelled", False), owned=True), dest, report,
+                      zip_path.name, **split_kw)
 
 
 def from_files(files: dict[str, list[tuple[str, bytes]]], dest: str | Path, **split_kw) -> Dataset:
     """Import per-class uploads: ``{class name: [(file name, bytes), ...]}``."""
-    dest = _prepare_dest(dest)
-    report, entries = DataReport(), []
-    out = dest / "files"
-    out.mkdir()
-    index = 0
-    for label, uploads in files.items():
-        if not str(label).strip():
-            raise DataError("Every class needs a name; type a name for the unnamed class.")
-        for fname, data in uploads:
-            origin = f"{label}/{fname}"
-            if _is_junk((Path(fname).name,)):
-                continue
-            if fname.lower().endswith(".zip"):
-                report.skipped.append((origin, "a zip file: import it as a zip instead"))
-                continue
-            if len(data) > settings.MAX_FILE_BYTES:
-                report.skipped.append((origin, images.too_big_reason(len(data))))
-                continue
-            index += 1
-            target = out / f"{index:06d}{_safe_suffix(fname)}"
-            target.write_bytes(data)
-            entries.append(_Entry(origin, target, label, owned=True))
-    return _build(entries, dest, report, "uploaded files", **split_kw)
+    if any(not str(label).strip() for label in files):
+        raise DataError("Every class needs a name; type a name for the unnamed class.")
+    with _workspace(dest, split_kw) as dest:
+        report, entries = DataReport(), []
+        out = dest / "files"
+        out.mkdir()
+        for label, uploads in files.items():
+            for fname, blob in uploads:
+                origin = f"{label}/{fname}"
+                if _is_junk((Path(fname).name,)):
+                    continue
+                if fname.lower().endswith(".zip"):
+                    report.skipped.append((origin, "a zip file: import it as a zip instead"))
+                elif len(blob) > settings.MAX_FILE_BYTES:
+                    report.skipped.append((origin, images.too_big_reason(len(blob))))
+                else:
+                    target = out / f"{len(entries) + 1:06d}{_safe_suffix(fname)}"
+                    target.write_bytes(blob)
+                    entries.append(_Entry(origin, target, label, owned=True))
+        return _build(entries, dest, report, "uploaded files", **split_kw)
 
 
 def from_csv(csv_path: str | Path, dest: str | Path, image_root: str | Path | None = None,
@@ -225,8 +231,14 @@ def from_csv(csv_path: str | Path, dest: str | Path, image_root: str | Path | No
     """Import a CSV with a ``path`` column and a ``label`` column; other columns (or ``label_columns``)
     become extra tasks. Relative paths resolve against ``image_root`` (default: the CSV's folder)."""
     csv_path = Path(csv_path)
-    dest = _prepare_dest(dest)
-    unlabelled = split_kw.get("unlabelled", False)
+    with _workspace(dest, split_kw) as dest:
+        entries, report, tasks = _csv_entries(csv_path, image_root, label_columns, split_kw.get("unlabelled", False))
+        return _build(entries, dest, report, csv_path.name, tasks=tasks, **split_kw)
+
+
+def _csv_entries(csv_path: Path, image_root: str | Path | None, label_columns: list[str] | None,
+                 unlabelled: bool) -> tuple[list[_Entry], DataReport, list[str]]:
+    """The usable rows of a CSV as entries (and the skipped ones in the report), plus the extra task columns."""
     header, rows = _read_csv(csv_path)
     lower = {h.strip().lower(): h for h in header}
     path_col = next((lower[c] for c in _PATH_COLUMNS if c in lower), None)
@@ -269,22 +281,31 @@ def from_csv(csv_path: str | Path, dest: str | Path, image_root: str | Path | No
     if unlabelled:
         for e in entries:
             e.label, e.split = None, None
-    return _build(entries, dest, report, csv_path.name, tasks=extra, **split_kw)
+    return entries, report, extra
 
 
 # ---------------------------------------------------------------- sources
 
-def _prepare_dest(dest: str | Path, source: Path | None = None) -> Path:
-    """Create ``dest`` and clear only what an earlier import there wrote."""
+@contextmanager
+def _workspace(dest: str | Path, split_kw: dict, source: Path | None = None) -> Iterator[Path]:
+    """Check the shares, create ``dest``, clear what an earlier import wrote there, and clear it again on failure."""
+    val, test = split_kw.get("val_split", 0.15), split_kw.get("test_split", 0.15)
+    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
+        raise ConfigError(f"The validation and test shares must be between 0 and 1 and add up to less than 1 "
+                          f"(got {val} and {test}); choose smaller shares.")
     dest = Path(dest).resolve()
     owned = [dest / "files", dest / "normalised"]
     if source is not None and any(source.resolve().is_relative_to(p) for p in owned):
         raise DataError(f"{source.name} lies inside the import folder {dest}; choose another destination.")
     dest.mkdir(parents=True, exist_ok=True)
-    for path in owned:
-        shutil.rmtree(path, ignore_errors=True)
-    (dest / "dataset.json").unlink(missing_ok=True)
-    return dest
+    for path in owned + [dest / "dataset.json"]:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    try:
+        yield dest
+    except BaseException:
+        for path in owned:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def _safe_parts(raw: str) -> tuple[str, ...] | None:
@@ -315,7 +336,7 @@ def _unzip(zip_path: Path, out: Path, report: DataReport) -> list[tuple[tuple[st
         if len(infos) > settings.MAX_ZIP_FILES:
             raise DataError(f"{name} holds {len(infos)} files; the limit is {settings.MAX_ZIP_FILES} "
                             "(TLS_MAX_ZIP_FILES). Split it into smaller zips.")
-        files = [i for i in infos if not i.is_dir()]
+        files = [i for i in infos if not i.filename.endswith(("/", "\\"))]   # (ZipInfo.is_dir fails on "")
         if not files:
             raise DataError(f"{name} is empty; put one folder of images per class in it and zip it again.")
         limit_mb = settings.MAX_ZIP_TOTAL_BYTES // 2**20
@@ -377,6 +398,11 @@ def _copy_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, z
     except TLError:
         target.unlink(missing_ok=True)
         raise
+    except OSError as err:
+        target.unlink(missing_ok=True)
+        if err.errno == errno.ENOSPC:
+            raise DataError("The disk is full while unpacking the zip; free some space and try again.") from err
+        return None
     except Exception:  # noqa: BLE001 - CRC errors, bad compression, lying headers
         target.unlink(missing_ok=True)
         return None
@@ -497,9 +523,6 @@ def _build(entries: list[_Entry], dest: Path, report: DataReport, source: str, *
            test_split: float = 0.15, seed: int = 0, unlabelled: bool = False,
            tasks: list[str] | None = None) -> Dataset:
     """Decode, check, split, warn and save."""
-    if not (0 <= val_split < 1 and 0 <= test_split < 1 and val_split + test_split < 1):
-        raise ConfigError(f"The validation and test shares must be between 0 and 1 and add up to less "
-                              f"than 1 (got {val_split} and {test_split}); choose smaller shares.")
     kept = _decode(entries, dest, report)
     samples = [Sample(path, e.label, e.split, e.origin, dict(e.labels)) for e, path, _ in kept]
     if unlabelled:
@@ -546,7 +569,8 @@ def _split(samples: list[Sample], classes: list[str], val_split: float, test_spl
     for label in classes:
         pool = sorted((s for s in samples if s.label == label and s.split == "train"), key=lambda s: s.name)
         if len(pool) < needed:
-            words = ", ".join(_SPLIT_WORDS[sp] for sp in ["train"] + [c for c, _ in carve])
+            words = [_SPLIT_WORDS[sp] for sp in ["train"] + [c for c, _ in carve]]
+            words = " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
             raise DataError(f"Class '{label}' has {_plural(len(pool), 'image')}"
                             f"{' for training' if own else ''} but needs at least {needed} (one each for {words}); "
                             f"add more images of '{label}' or lower the validation and test shares to 0.")
@@ -580,5 +604,5 @@ def _warn_duplicates(kept: list[tuple[_Entry, str, str]], report: DataReport) ->
         report.warnings.append(f"{len(cross) - 5} more images are in two classes; remove the wrong copies.")
     within = len(groups) - len(cross)
     if within:
-        report.warnings.append(f"{_plural(within, 'image')} appear more than once in the same class; copies can "
+        report.warnings.append(f"{_plural(within, 'image')} {'appears' if within == 1 else 'appear'} more than once in the same class; copies can "
                                "leak between splits and flatter the test score, so remove the duplicates.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ SUPPORTED_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 # PIL plugins we let parse user bytes (JPEG also opens MPO, the multi-picture JPEG that cameras write).
 _FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
 Image.init()  # register every plugin so `formats=` can name them
+# PIL warns above its own 89 MP limit; we refuse anything over settings.MAX_IMAGE_PIXELS ourselves.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 # Format -> PIL raw modes that tf.io.decode_image(channels=3) reads exactly as PIL does.
 _TF_SAFE = {"JPEG": {"RGB", "L"}, "PNG": {"RGB", "L"}, "BMP": {"BGR", "BGRX"}, "GIF": {"L", "P"}}
 _ORIENTATION = 0x0112

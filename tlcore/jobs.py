@@ -40,8 +40,6 @@ class JobManager:
         return run_id
 
     def _work(self) -> None:
-        from .runner import execute_run
-
         while True:
             with self._cv:
                 while not self._queue and not self._closed:
@@ -51,7 +49,13 @@ class JobManager:
                 run_id = self._queue.popleft()
                 self._running.add(run_id)
             try:
+                from .runner import execute_run
+
                 execute_run(self.store, run_id, self._stops[run_id])
+            except Exception as exc:  # the worker survives whatever happens; the run says why it failed
+                self.store.set_state(run_id, RunState.FAILED,
+                                     error=f"The training worker failed to start this run ({type(exc).__name__}); "
+                                           "try again, and report it if it repeats.")
             finally:
                 with self._cv:
                     self._running.discard(run_id)

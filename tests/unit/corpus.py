@@ -47,6 +47,11 @@ def truncated_jpeg() -> bytes:
     return data[: len(data) // 2]
 
 
+def noise_png(size: int = 64) -> bytes:
+    """A PNG that does not compress (random pixels)."""
+    return encode(Image.fromarray(np.random.default_rng(size).integers(0, 255, (size, size, 3), dtype=np.uint8)), "PNG")
+
+
 def png16() -> bytes:
     arr = np.array([[0, 1000, 32896, 65535]], dtype=np.uint16)
     return encode(Image.fromarray(arr), "PNG")
@@ -133,8 +138,7 @@ IMAGE_CASES = [
     ImageCase("avif", "pic.avif", lambda: AVIF, "AVIF images are not supported", "convert it to JPEG or PNG"),
     ImageCase("png-bomb-30000", "bomb.png", png_header_bomb, "too large", "resize"),
     ImageCase("png-over-pixel-limit", "huge.png", lambda: png_header_bomb(8000, 8000), "8000×8000", "resize"),
-    ImageCase("file-over-size-cap", "big.png", lambda: unique_png(64), "too large", "resize",
-              patch={"MAX_FILE_BYTES": 100}),
+    ImageCase("file-over-size-cap", "big.png", noise_png, "too large", "resize", patch={"MAX_FILE_BYTES": 2000}),
     ImageCase("png16", "deep.png", png16),
     ImageCase("cmyk-jpeg", "print.jpg", cmyk_jpeg),
     ImageCase("palette-transparent", "icon.png", palette_png_transparent),
@@ -175,6 +179,14 @@ def make_zip(path: Path, entries: list, compression: int = zipfile.ZIP_DEFLATED)
     return path
 
 
+def make_zip_bytes(entries: list) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
 def symlink_info(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name)
     info.create_system = 3
@@ -190,6 +202,13 @@ def crc_damaged_zip(path: Path) -> Path:
     at = raw.rfind(payload)
     raw[at + len(payload) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
+    return path
+
+
+def nul_name_zip(path: Path) -> Path:
+    """An entry whose name starts with a NUL byte (zipfile reads its name as "")."""
+    make_zip(path, good_entries() + [("cat/Z.png", unique_png())])
+    path.write_bytes(path.read_bytes().replace(b"cat/Z.png", b"\x00at/Z.png"))
     return path
 
 
@@ -257,3 +276,99 @@ def assert_tf_safe(path: str, max_side: int = 1024) -> None:
         assert img.format in {"JPEG", "PNG", "BMP", "GIF"}, (path, img.format)
         assert img.mode in {"RGB", "L"}, (path, img.mode)
         assert max(img.size) <= max_side, (path, img.size)
+
+
+# ---------------------------------------------------------------- whole-source kinds
+
+ABS_TARGET = Path("/tmp") / f"tls_abs_escape_{os.getpid()}.png"
+
+
+@dataclass
+class SourceCase:
+    """A bad source. ``build(root)`` returns a folder, zip or CSV path, or a dict for per-class uploads."""
+
+    kind: str
+    build: Callable[[Path], object]
+    error: list[str] = field(default_factory=list)              # DataError must contain all of these
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file substring, reason substring)
+    warning: str = ""
+    kept: int | None = 6
+    classes: list[str] | None = None
+    patch: dict = field(default_factory=dict)
+
+
+def _zip_case(extra: Callable[[], list]) -> Callable[[Path], Path]:
+    return lambda root: make_zip(root / "data.zip", good_entries() + extra())
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def _symlink_out(root: Path) -> Path:
+    write_classes(root / "d", {"cat": 3, "dog": 3})
+    (root / "outside.png").write_bytes(unique_png())
+    (root / "d" / "cat" / "link.png").symlink_to(root / "outside.png")
+    return root / "d"
+
+
+def _named(root: Path) -> Path:
+    return write_classes(root / "d", {"my cats": 3, "Ünïcödé 猫": 3, "<img src=x onerror=alert(1)>": 3})
+
+
+NAMES = ["<img src=x onerror=alert(1)>", "my cats", "Ünïcödé 猫"]
+
+SOURCE_CASES = [
+    SourceCase("zip-path-traversal", _zip_case(lambda: [("../../evil.png", unique_png()), (str(ABS_TARGET), unique_png()),
+                                                ("C:/evil.png", unique_png()), ("cat/../../evil2.png", unique_png())]),
+               skipped=[("../../evil.png", "unsafe path"), ("tls_abs_escape", "unsafe path"),
+                        ("C:/evil.png", "unsafe path"), ("evil2.png", "unsafe path")]),
+    SourceCase("zip-symlink-entry", _zip_case(lambda: [(symlink_info("cat/link.png"), b"/etc/passwd")]),
+               skipped=[("cat/link.png", "symbolic link")]),
+    SourceCase("zip-bomb-ratio", _zip_case(lambda: [("cat/bomb.bmp", b"\0" * (20 << 20))]),
+               error=["zip bomb", "cat/bomb.bmp", "200"], kept=None),
+    SourceCase("zip-over-total-cap", _zip_case(lambda: [("cat/big.png", noise_png())]), error=["TLS_MAX_ZIP_TOTAL_MB"],
+               kept=None, patch={"MAX_ZIP_TOTAL_BYTES": 4000}),
+    SourceCase("zip-too-many-files", _zip_case(lambda: []), error=["6 files", "TLS_MAX_ZIP_FILES"], kept=None,
+               patch={"MAX_ZIP_FILES": 5}),
+    SourceCase("zip-inside-zip", _zip_case(lambda: [("cat/inner.zip", make_zip_bytes(good_entries()))]),
+               skipped=[("inner.zip", "a zip inside the zip: unpack it first")]),
+    SourceCase("zip-empty", lambda root: make_zip(root / "empty.zip", []), error=["empty.zip", "empty"], kept=None),
+    SourceCase("zip-random-bytes", lambda root: (_mkdir(root) / "photos.zip", (root / "photos.zip").write_bytes(
+        np.random.default_rng(1).bytes(4096)))[0], error=["photos.zip", "is not a valid zip file"], kept=None),
+    SourceCase("zip-damaged-entry", lambda root: crc_damaged_zip(root / "d.zip"),
+               skipped=[("cat/damaged.png", "damaged")]),
+    SourceCase("zip-nul-entry-name", lambda root: nul_name_zip(root / "nul.zip"), skipped=[("", "unsafe path")]),
+    SourceCase("zip-macosx-and-hidden", _zip_case(lambda: [("__MACOSX/cat/._img_0.png", b"\0\5\x16\7"),
+                                                   ("cat/.DS_Store", b"Bud1"), ("dog/Thumbs.db", b"x"),
+                                                   ("dog/desktop.ini", b"x")])),
+    SourceCase("zip-4000-tiny-files", lambda root: make_zip(root / "many.zip", good_entries(
+        "", {"a": 2000, "b": 2000})), kept=4000),
+    SourceCase("folder-30-deep", lambda root: deep_folder(root / "d"), kept=7),
+    SourceCase("folder-macosx-and-hidden", lambda root: junk_folder(root / "d")),
+    SourceCase("folder-same-image-two-classes", lambda root: duplicate_folder(root / "d"), kept=8,
+               warning="leaks between splits"),
+    SourceCase("folder-class-with-one-image", lambda root: write_classes(root / "d", {"cat": 4, "dog": 1}),
+               error=["'dog'", "1 image", "at least 3"], kept=None),
+    SourceCase("folder-single-class", lambda root: write_classes(root / "d", {"cat": 4}),
+               error=["At least 2 classes are needed", "1 class", "'cat'"], kept=None),
+    SourceCase("folder-empty", lambda root: _mkdir(root / "d"), error=["2 classes", "0 classes"], kept=None),
+    SourceCase("folder-class-names-kept-exactly", _named, classes=NAMES, kept=9),
+    SourceCase("folder-loose-file", lambda root: (write_classes(root / "d", {"cat": 3, "dog": 3}),
+               (root / "d" / "README.txt").write_text("hi"))[0], skipped=[("README.txt", "not inside a class folder")]),
+    SourceCase("folder-symlink-outside", _symlink_out, skipped=[("cat/link.png", "outside the folder")]),
+    SourceCase("csv-missing-paths", lambda root: csv_source(root, csv_rows(extra=[("img/cat/gone.png", "cat")])),
+               skipped=[("gone.png", "file not found")]),
+    SourceCase("csv-bom", lambda root: csv_source(root, "\ufeff" + csv_rows())),
+    SourceCase("csv-semicolon", lambda root: csv_source(root, csv_rows(";"))),
+    SourceCase("csv-path-escapes-root", lambda root: csv_source(root, csv_rows(extra=[("../../../etc/passwd", "cat")])),
+               skipped=[("etc/passwd", "outside the image folder")]),
+    SourceCase("csv-empty-label", lambda root: csv_source(root, csv_rows(extra=[("img/cat/img_0.png", "")])),
+               skipped=[("img_0.png", "has no label")]),
+    SourceCase("csv-no-path-column", lambda root: csv_source(root, "file name;label\nx.png;cat\n"),
+               error=["'path' column", "file name"], kept=None),
+    SourceCase("upload-zip-and-junk", lambda root: {"cat": [(f"{i}.png", unique_png()) for i in range(3)] + [
+        ("more.zip", make_zip_bytes(good_entries())), ("Thumbs.db", b"x")],
+        "dog": [(f"{i}.png", unique_png()) for i in range(3)]}, skipped=[("more.zip", "import it as a zip")]),
+]

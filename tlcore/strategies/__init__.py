@@ -6,8 +6,12 @@ from .base import Strategy, StopRequested, TrainContext, TrainResult
 from .feature_extraction import FeatureExtraction
 from .fine_tune import FineTune
 from .scratch import Scratch
+from .domain_adaptation import DomainAdaptation
+from .multitask import MultiTask
+from .few_shot import FewShot
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (FeatureExtraction(), FineTune(), Scratch())}
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (FeatureExtraction(), FineTune(), Scratch(),
+                                                 DomainAdaptation(), MultiTask(), FewShot())}
 
 
 def register(strategy: Strategy) -> None:

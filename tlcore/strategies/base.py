@@ -107,7 +107,8 @@ class TrainContext:
     def build(self, *, weights: str | None = None, freeze_cfg: FreezeConfig | None = None,
               num_classes: int | None = None, scratch: bool = False) -> keras.Model:
         """Backbone → head, built in the distribution scope, frozen as asked (``scratch``: BatchNorm learns too)."""
-        self.emit("phase", phase="build", message="Building the model")
+        self.emit("phase", phase="build", message="Building the model",
+                  replicas=int(self.distribution.num_replicas_in_sync))
         with self.distribution.scope():
             base = self.backbone(weights)
             freeze(base, freeze_cfg or FreezeConfig(**self.config.freeze), keep_bn_frozen=not scratch)

@@ -1,0 +1,87 @@
+"""Inputs that only some strategies need: target images (domain adaptation), label columns and their weights
+(multi-task), and the few-shot options. Whatever else is registered gets no extra inputs."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _ui
+from tlcore import workspace as ws
+
+
+def _target(me: str, dataset: ws.DatasetInfo, saved: dict) -> str | None:
+    others = [d for d in ws.list_datasets(me) if d.id != dataset.id]
+    ids = [d.id for d in others]
+    _ui.init("target_dataset", ws.dataset_id_of(saved.get("target_data")))
+    if st.session_state["target_dataset"] not in ids:
+        st.session_state["target_dataset"] = None
+    target = st.selectbox("Target images (unlabelled)", [None] + ids, key="target_dataset",
+                          format_func=lambda i: "(choose a dataset)" if i is None else
+                          _ui.dataset_label(others[ids.index(i)], me),
+                          help="Images from where the model will be used (another camera, lighting or style). "
+                               "Their labels, if they have any, are only used to score, never to train.")
+    up = st.file_uploader("…or upload target images (a zip, any folders)", type=["zip"], key="target_upload",
+                          help="A zip of images from the new domain; they need no labels.")
+    if up is not None and st.session_state.get("target_uploaded") != up.file_id:
+        up.seek(0)
+        with st.spinner("Importing the target images…"):
+            ok, info = _ui.call("Importing the target images", ws.import_zip, me, up, up.name, unlabelled=True,
+                                name=f"Target images ({up.name})", val_split=0.0, test_split=0.0)
+        if ok:
+            st.session_state["target_uploaded"] = up.file_id
+            st.session_state["target_dataset"] = info.id
+            st.rerun()
+    if target is None:
+        st.caption("Choose or upload the target images before starting.")
+    return ws.DATASET_PREFIX + target if target else None
+
+
+def _tasks(me: str, dataset: ws.DatasetInfo, saved: dict) -> tuple[list[str], dict]:
+    ok, summary = _ui.call("Reading the dataset", lambda: ws.dataset_summary(ws.load_dataset(me, dataset.id)))
+    tasks = list((summary or {}).get("tasks") or {})
+    if not tasks:
+        st.warning("Multi-task learning needs a CSV with extra label columns (for example 'species' and 'colour'); "
+                   "import one on the Data page with the CSV + images tab.", icon=":material/warning:")
+        return [], {}
+    st.caption("Besides the main label, this dataset has these label columns; each gets its own head. A weight "
+               "says how much a column counts in training (0 ignores it).")
+    weights = dict((saved.get("options") or {}).get("loss_weights") or {})
+    cols = st.columns(min(4, len(tasks)))
+    out = {}
+    for i, task in enumerate(tasks):
+        key = f"loss_weight_{i}"
+        _ui.init(key, float(weights.get(task, 1.0)))
+        out[task] = cols[i % len(cols)].number_input(f"Weight of column {i + 1}", 0.0, 10.0, step=0.1, key=key,
+                                                     help="How much this label column counts in the loss.")
+        cols[i % len(cols)].caption(_ui.esc(task))
+    return tasks, {"loss_weights": out}
+
+
+def _few_shot(saved: dict) -> dict:
+    opts = saved.get("options") or {}
+    _ui.init("fewshot_projection", bool(opts.get("projection", False)))
+    projection = st.toggle("Learn a projection", key="fewshot_projection",
+                           help="Off: prototypes are averages of the frozen backbone's features, with no training. "
+                                "On: a small layer is trained on episodes first, which can separate similar classes "
+                                "better.")
+    return {"projection": projection}
+
+
+def _dann(saved: dict) -> dict:
+    opts = saved.get("options") or {}
+    _ui.init("dann_baseline", bool(opts.get("baseline", True)))
+    baseline = st.toggle("Also train a source-only model to compare", key="dann_baseline",
+                         help="Trains the same head without adaptation, so you can see what adaptation gained.")
+    return {"baseline": baseline}
+
+
+def strategy_inputs(strategy: str, me: str, dataset: ws.DatasetInfo, saved: dict) -> dict:
+    """The extra RunConfig fields (target_data, label_columns, options) the chosen strategy needs."""
+    extra: dict = {"target_data": None, "label_columns": [], "options": {}}
+    if strategy == "domain_adaptation":
+        extra["target_data"] = _target(me, dataset, saved)
+        extra["options"] = _dann(saved)
+    elif strategy == "multitask":
+        extra["label_columns"], extra["options"] = _tasks(me, dataset, saved)
+    elif strategy == "few_shot":
+        extra["options"] = _few_shot(saved)
+    return extra

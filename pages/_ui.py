@@ -1,0 +1,304 @@
+"""Shared Streamlit helpers: identity, URL state, error display, escaping and the sidebar status strip.
+
+No TensorFlow here (and nothing that imports it at module level): the home page must render at once.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import streamlit as st
+
+from tlcore import workspace as ws
+from tlcore.errors import TLError
+
+log = logging.getLogger("tlstudio.ui")
+
+PAGES = {
+    "home": "pages/home.py", "data": "pages/data.py", "model": "pages/model.py", "train": "pages/train.py",
+    "evaluate": "pages/evaluate.py", "predict": "pages/predict.py", "export": "pages/export.py",
+}
+STEP_TITLES = {"data": "1 · Data", "model": "2 · Model", "train": "3 · Train", "evaluate": "4 · Evaluate",
+               "predict": "5 · Predict", "export": "6 · Export"}
+STATE_WORDS = {"queued": ":material/hourglass_top: waiting", "running": ":material/directions_run: training",
+               "done": ":material/check_circle: done", "failed": ":material/cancel: failed",
+               "stopped": ":material/stop_circle: stopped", "interrupted": ":material/warning: interrupted"}
+UNEXPECTED = ("{what} did not work because of an unexpected problem on the server. Try again; if it happens "
+              "again, tell the person who runs this server.")
+_MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&^=\"'])")
+
+
+# ---------------------------------------------------------------------------------------------- text and errors
+def esc(text: Any) -> str:
+    """User text made safe for any Streamlit element that renders Markdown: every markup character is escaped,
+    so ``<img src=x onerror=alert(1)>`` or ``[link](javascript:...)`` shows as plain text."""
+    return _MD.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def show_error(err: BaseException | str) -> None:
+    st.error(esc(err), icon=":material/error:")
+
+
+@contextmanager
+def guarded(what: str = "That") -> Iterator[None]:
+    """Run tlcore calls; a TLError shows its own sentence, anything else a plain one (never a traceback)."""
+    try:
+        yield
+    except TLError as err:
+        show_error(err)
+    except MemoryError:
+        show_error("The server ran out of memory; try a smaller backbone, image size or batch size.")
+    except Exception:  # noqa: BLE001 - the log keeps the traceback, the user gets a sentence
+        log.exception("UI action failed")
+        show_error(UNEXPECTED.format(what=what))
+
+
+def call(what: str, fn, *args, **kwargs) -> tuple[bool, Any]:
+    """``fn(*args, **kwargs)`` inside :func:`guarded`; returns (ok, result)."""
+    with guarded(what):
+        return True, fn(*args, **kwargs)
+    return False, None
+
+
+# ---------------------------------------------------------------------------------------------- identity and URL
+def _login() -> tuple[bool, str | None]:
+    """(logins configured, email of the logged-in user)."""
+    try:
+        info = st.user.to_dict()
+    except Exception:  # noqa: BLE001 - no auth configured, or an old client
+        return False, None
+    if "is_logged_in" not in info:
+        return False, None
+    return True, (info.get("email") if info.get("is_logged_in") else None)
+
+
+def owner() -> str:
+    """The current owner: the login email, else the unguessable token in the URL (``?u=``) / session."""
+    configured, email = _login()
+    if configured and email:
+        return ws.owner_id(email=str(email))
+    token = st.query_params.get("u")
+    if not ws.is_owner_token(token):
+        token = st.session_state.get("owner_token")
+    if not ws.is_owner_token(token):
+        token = ws.new_owner_token()
+    st.session_state["owner_token"] = token
+    return ws.owner_id(token=token)
+
+
+def needs_login() -> bool:
+    configured, email = _login()
+    return configured and not email
+
+
+def url_params(run_id: str | None = "current") -> dict:
+    """The query parameters every link keeps: ``u`` (anonymous owner) and ``run`` (the current run)."""
+    params = {}
+    if not _login()[1] and st.session_state.get("owner_token"):
+        params["u"] = st.session_state["owner_token"]
+    run = current_run_id() if run_id == "current" else run_id
+    if run:
+        params["run"] = run
+    return params
+
+
+def sync_url() -> None:
+    """Write ``u`` and ``run`` back into the URL (navigation clears them), so a refresh keeps both."""
+    for key, value in url_params().items():
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+
+
+def current_run_id() -> str | None:
+    """The run in the URL (or this session's), if this owner may see it; else the owner's latest run."""
+    me = st.session_state.get("owner")
+    for candidate in (st.query_params.get("run"), st.session_state.get("run_id")):
+        if candidate and visible_run(candidate, me) is not None:
+            st.session_state["run_id"] = candidate
+            return candidate
+    if me:
+        runs = store().list(owner=me, include_shared=False)
+        if runs:
+            st.session_state["run_id"] = runs[0].id
+            return runs[0].id
+    return None
+
+
+def set_current_run(run_id: str | None) -> None:
+    st.session_state["run_id"] = run_id
+    if run_id:
+        st.query_params["run"] = run_id
+    elif "run" in st.query_params:
+        del st.query_params["run"]
+
+
+def go(page: str) -> None:
+    """Switch to another step, keeping ``u`` and ``run`` in the URL."""
+    st.switch_page(PAGES[page], query_params=url_params())
+
+
+def link(page: str, label: str, icon: str | None = None, **kw: Any) -> None:
+    st.page_link(PAGES[page], label=label, icon=icon, query_params=url_params(), **kw)
+
+
+# ---------------------------------------------------------------------------------------------- engine access
+def manager():
+    from tlcore.jobs import get_manager
+
+    return get_manager()
+
+
+def store():
+    return manager().store
+
+
+def visible_run(run_id: str | None, me: str | None = None):
+    """The run's record when ``me`` owns it or it is shared; None otherwise (or when it does not exist)."""
+    if not run_id or not re.fullmatch(r"[0-9A-Za-z\-]{6,64}", str(run_id)):
+        return None
+    me = me or st.session_state.get("owner")
+    try:
+        record = store().get(run_id)
+    except TLError:
+        return None
+    return record if (record.owner == me or record.shared) else None
+
+
+def draft() -> dict:
+    return ws.load_draft(st.session_state["owner"])
+
+
+def save_draft(**changes: Any) -> dict:
+    return ws.update_draft(st.session_state["owner"], **changes)
+
+
+def current_dataset() -> ws.DatasetInfo | None:
+    dataset_id = draft().get("dataset_id")
+    if not dataset_id:
+        return None
+    try:
+        return ws.get_dataset(st.session_state["owner"], dataset_id)
+    except TLError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- start-up work
+_STARTED = threading.Event()
+_STOP_WAITING = threading.Event()
+
+
+def start_background_work() -> None:
+    """Once per server process: mark lost runs as interrupted, warm TensorFlow, and apply retention."""
+    if _STARTED.is_set():
+        return
+    _STARTED.set()
+
+    def warm() -> None:
+        _STOP_WAITING.wait(2.0)                      # let the first page reach the browser before the heavy import
+        try:
+            manager()                                # recovers interrupted runs, starts the workers
+            ws.cleanup()
+            import tlcore.tf_env  # noqa: F401     # the 4-5 s TensorFlow import, off the page's thread
+            import tlcore.backbones  # noqa: F401
+            import tlcore.strategies  # noqa: F401
+            import tlcore.data  # noqa: F401
+        except Exception:  # noqa: BLE001 - warming is an optimisation only
+            log.exception("background warm-up failed")
+
+    threading.Thread(target=warm, name="tls-warm-up", daemon=True).start()
+
+
+# ---------------------------------------------------------------------------------------------- status strip
+def status_strip() -> None:
+    """Sidebar: which steps are done, what comes next, and the current run with its state."""
+    me = st.session_state["owner"]
+    d = draft()
+    dataset = current_dataset()
+    runs = store().list(owner=me, include_shared=False)
+    trained = any(r.state.value == "done" for r in runs)
+    done = {"data": dataset is not None, "model": bool(d.get("model")), "train": trained,
+            "evaluate": bool(d.get("visited_evaluate")) and trained, "predict": bool(d.get("visited_predict")) and trained,
+            "export": bool(d.get("visited_export")) and trained}
+    next_step = next((k for k in STEP_TITLES if not done[k]), None)
+    with st.sidebar:
+        st.markdown("**Your progress**")
+        lines = []
+        for key, title in STEP_TITLES.items():
+            mark = (":green[:material/check_circle:]" if done[key] else
+                    ":blue[:material/arrow_forward:]" if key == next_step else ":gray[:material/radio_button_unchecked:]")
+            extra = ""
+            if key == "data" and dataset is not None:
+                extra = f" · {esc(dataset.name)}"
+            if key == "model" and d.get("model_title"):
+                extra = f" · {esc(d['model_title'])}"
+            lines.append(f"{mark} {title}{extra}")
+        st.markdown("  \n".join(lines))
+        if next_step:
+            link(next_step, f"Next: {STEP_TITLES[next_step].split(' · ')[1]}", icon=":material/arrow_forward:")
+        run_id = current_run_id()
+        record = visible_run(run_id, me) if run_id else None
+        if record is not None:
+            st.markdown("**Current run**")
+            words = STATE_WORDS.get(record.state.value, record.state.value)
+            acc = record.metrics.get("accuracy")
+            text = f"{esc(record.name or record.strategy)} · {words}"
+            if acc is not None:
+                text += f" · accuracy {acc:.0%}"
+            st.markdown(text)
+            st.caption(f"Run {esc(record.id)}")
+        if not _login()[1]:
+            st.caption("Bookmark this page: its address is your private workspace key.")
+
+
+def flash() -> None:
+    """Show (once) the message a previous page left for this one."""
+    message = st.session_state.pop("flash", None)
+    if message:
+        st.info(esc(message), icon=":material/info:")
+
+
+def dataset_label(info: ws.DatasetInfo, me: str) -> str:
+    """Plain text for a selectbox option (selectbox options are not Markdown)."""
+    text = f"{info.name} · {info.n_images} images · {info.n_classes} classes"
+    if info.owner != me:
+        text += " · shared with you"
+    elif info.shared:
+        text += " · shared"
+    return text
+
+
+def init(key: str, value: Any) -> None:
+    """Give a widget its starting value (from the saved draft) once; the widget then owns it."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def pick_done_run(key: str, purpose: str):
+    """A selectbox of this owner's finished runs that have a model (plus shared ones); returns the record or None.
+
+    Defaults to the current run; choosing another makes it the current run."""
+    me = st.session_state["owner"]
+    runs = [r for r in store().list(owner=me) if r.state.value in ("done", "stopped")
+            and (store().run_dir(r.id) / "model.keras").is_file()]
+    if not runs:
+        st.info(f"There is no trained model yet to {purpose}: train one first.", icon=":material/arrow_back:")
+        link("train", "Go to 3 · Train", icon=":material/model_training:")
+        return None
+    ids = [r.id for r in runs]
+    current = current_run_id()
+    st.session_state[key] = current if current in ids else ids[0]
+    records = {r.id: r for r in runs}
+
+    def label(run_id: str) -> str:
+        r = records[run_id]
+        acc = r.metrics.get("accuracy")
+        text = f"{r.name} · {r.id[-6:]}" + (f" · accuracy {acc:.0%}" if acc is not None else "")
+        return text + ("" if r.owner == me else " · shared with you")
+
+    st.selectbox("Model (training run)", ids, key=key, format_func=label,
+                 on_change=lambda: set_current_run(st.session_state[key]),
+                 help="Your trained runs, newest first (and runs a teacher shared).")
+    return records[st.session_state[key]]

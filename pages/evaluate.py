@@ -1,0 +1,122 @@
+"""Step 4 · Evaluate: accuracy per class, the confusion matrix, the mistakes, an embedding map, and all runs."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages import _charts, _ui
+from tlcore import results
+
+st.title("4 · Evaluate")
+st.caption("How well does the model do on test images it never saw during training?")
+_ui.flash()
+me = st.session_state["owner"]
+store = _ui.store()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def embedding(run_id: str, method: str, mtime: float) -> list[dict]:
+    from tlcore.embed import run_embedding_map
+
+    return run_embedding_map(store.run_dir(run_id), method=method)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def thumb(path: str):
+    return results.thumbnail(path, 160)
+
+
+record = _ui.pick_done_run("eval_run", "evaluate")
+if record is not None:
+    if not _ui.draft().get("visited_evaluate"):
+        _ui.save_draft(visited_evaluate=True)
+    run_dir = store.run_dir(record.id)
+    ev = results.load_evaluation(run_dir)
+    if ev is None or st.button("Evaluate again", key="evaluate_button",
+                               help="Measures the model on the test images again (takes a few seconds)."):
+        with st.spinner("Measuring the model on the test images…"):
+            from tlcore.evaluate import evaluate_run
+
+            ok, ev = _ui.call("Evaluating the model", evaluate_run, run_dir)
+    if ev and ev.get("note"):
+        st.info(_ui.esc(ev["note"]))
+    if ev and ev.get("n"):
+        cols = st.columns(4)
+        cols[0].metric("Accuracy", f"{ev['accuracy']:.1%}", help="Share of test images classified correctly.")
+        cols[1].metric(f"Top-{ev.get('top_k', 3)} accuracy", f"{ev['top_k_accuracy']:.1%}",
+                       help="Share of test images whose true class is among the model's top guesses.")
+        cols[2].metric("Macro F1", f"{ev['macro_f1']:.2f}",
+                       help="The average of each class's F1 score (1.0 is perfect); small classes count as much as "
+                            "big ones.")
+        cols[3].metric("Test images", ev["n"])
+        left, right = st.columns([2, 3])
+        with left:
+            st.markdown("**Per class**")
+            table = pd.DataFrame(ev["per_class"]).rename(columns={"support": "test images"})
+            st.dataframe(table, hide_index=True, width="stretch", key="per_class_table",
+                         column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                        for c in ("precision", "recall", "f1")})
+            st.caption("Precision: of the images the model put in this class, how many belong there. Recall: of "
+                       "this class's images, how many the model found.")
+        with right:
+            st.plotly_chart(_charts.confusion(ev["confusion_matrix"], ev["classes"]), key="confusion_chart",
+                            width="stretch")
+
+        wrong = ev.get("misclassified") or []
+        st.subheader(f"Mistakes ({ev.get('misclassified_count', len(wrong))})")
+        if not wrong:
+            st.success("No test image was misclassified.")
+        else:
+            st.caption("The test images the model got wrong, most confident mistakes first. Mislabelled or unusual "
+                       "images often show up here.")
+            shown = [(w, thumb(w["path"])) for w in wrong[:24]]
+            shown = [(w, img) for w, img in shown if img is not None]
+            cols = st.columns(6)
+            for i, (w, img) in enumerate(shown):
+                with cols[i % 6]:
+                    st.image(img, width="stretch")
+                    st.caption(f"true: {_ui.esc(w['true'])}  \npredicted: {_ui.esc(w['predicted'])} "
+                               f"({w['confidence']:.0%})")
+
+    st.subheader("Embedding map")
+    st.caption("The backbone turns every image into a long list of numbers (its features). This map squeezes them "
+               "into two dimensions: images the backbone finds similar land close together. Well-separated colours "
+               "mean the classes are easy to tell apart.")
+    cols = st.columns([1, 1, 3])
+    method = cols[0].selectbox("Projection", ["pca", "tsne"], key="embedding_method",
+                               format_func={"pca": "PCA (fast)", "tsne": "t-SNE (slower, clearer clusters)"}.get,
+                               help="Two ways to flatten the features onto a page.")
+    if cols[1].button("Draw the embedding map", key="embedding_button",
+                      help="Passes up to 500 images through the backbone; takes a few seconds."):
+        st.session_state["embedding_shown"] = (record.id, method)
+    if st.session_state.get("embedding_shown") == (record.id, method):
+        with st.spinner("Computing features…"):
+            mtime = (run_dir / "model.keras").stat().st_mtime
+            ok, points = _ui.call("The embedding map", embedding, record.id, method, mtime)
+        if ok and points:
+            st.plotly_chart(_charts.embedding(points), key="embedding_chart", width="stretch")
+
+    if record.owner == me:
+        shared = st.toggle("Share this run with everyone on this server", value=record.shared, key="share_run",
+                           help="For teachers: students then see this run in their lists (read-only).")
+        if shared != record.shared:
+            with _ui.guarded("Sharing the run"):
+                store.set_shared(record.id, shared)
+                st.rerun()
+
+st.subheader("All your runs side by side")
+rows = results.compare_runs(store, me)
+if not rows:
+    st.caption("No runs yet.")
+else:
+    table = pd.DataFrame(rows)
+    st.dataframe(table[["name", "state", "strategy", "backbone", "weights", "frozen", "accuracy", "macro F1", "epochs",
+                        "trainable params", "time"]], hide_index=True, width="stretch", key="compare_table",
+                 column_config={"accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1, format="percent"),
+                                "macro F1": st.column_config.NumberColumn(format="%.2f")})
+    finished = [r["run"] for r in rows if r["state"] in ("done", "stopped")][:8]
+    if len(finished) > 1:
+        names = {r["run"]: f"{r['name']} · {r['run'][-6:]}" for r in rows if r["run"] in finished}
+        st.plotly_chart(_charts.compare_curves(results.compare_curves(store, finished), names), key="compare_chart",
+                        width="stretch")
+_ui.link("predict", "Next: try the model on new images", icon=":material/arrow_forward:")

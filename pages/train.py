@@ -1,0 +1,123 @@
+"""Step 3 · Train: the strategy, the training settings, Start / Stop, and the live curves."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _run_view, _ui
+from pages._strategy_inputs import strategy_inputs
+from tlcore import workspace as ws
+from tlcore.progress import duration_text
+
+st.title("3 · Train")
+_ui.flash()
+me = st.session_state["owner"]
+draft = _ui.draft()
+dataset = _ui.current_dataset()
+if draft.get("sample_note") and dataset is not None and dataset.kind == "sample":
+    st.info(draft["sample_note"], icon=":material/science:")
+
+with st.spinner("Loading the training library (only the first time)…"):
+    from tlcore.strategies import STRATEGIES
+
+DEFAULTS = {"strategy": "feature_extraction", "epochs": 10, "fine_tune_epochs": 5, "batch_size": 32,
+            "learning_rate": 1e-3, "fine_tune_learning_rate": 1e-5, "optimizer": "adam", "augment": {"enabled": False},
+            "class_weights": False, "early_stopping": 3, "seed": 0, "target_data": None, "label_columns": [],
+            "options": {}}
+saved = {**DEFAULTS, **(draft.get("train") or {})}
+LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+
+if dataset is None:
+    st.info("Choose or import a dataset first.", icon=":material/arrow_back:")
+    _ui.link("data", "Go to 1 · Data", icon=":material/photo_library:")
+else:
+    model = draft.get("model") or {}
+    st.text(f"Dataset: {dataset.name} ({dataset.n_images} images, {dataset.n_classes} classes) · "
+            f"Model: {draft.get('model_title') or 'MobileNet α=0.25 (default)'} · "
+            f"Weights: {'random' if model.get('weights') == 'none' else 'ImageNet' if model.get('weights', 'imagenet') == 'imagenet' else 'your file'}")
+
+    st.subheader("Strategy")
+    names = list(STRATEGIES)
+    _ui.init("strategy", saved["strategy"] if saved["strategy"] in names else names[0])
+    if st.session_state["strategy"] not in names:
+        st.session_state["strategy"] = names[0]
+    strategy = st.radio("How to train", names, key="strategy", horizontal=True,
+                        format_func=lambda n: STRATEGIES[n].title,
+                        help="Feature extraction is the fastest and a good start. Fine-tuning adds a second, slower "
+                             "phase that often gains a few points. From scratch shows what pretraining is worth.")
+    st.info(STRATEGIES[strategy].description, icon=":material/menu_book:")
+
+    extra = strategy_inputs(strategy, me, dataset, saved)
+
+    st.subheader("Settings")
+    for key in ("epochs", "fine_tune_epochs", "batch_size", "learning_rate", "fine_tune_learning_rate", "optimizer",
+                "class_weights", "early_stopping", "seed"):
+        _ui.init(key, saved[key])
+    _ui.init("augment", bool((saved.get("augment") or {}).get("enabled")))
+    for key, options in (("batch_size", [4, 8, 16, 32, 64, 128]), ("learning_rate", LEARNING_RATES),
+                         ("fine_tune_learning_rate", LEARNING_RATES)):
+        if st.session_state[key] not in options:
+            st.session_state[key] = min(options, key=lambda o: abs(o - float(st.session_state[key])))
+    c = st.columns(4)
+    c[0].number_input("Epochs", 1, 500, key="epochs",
+                      help="How many times the model sees every training image. 10 is plenty for feature extraction.")
+    c[1].number_input("Fine-tuning epochs", 0, 500, key="fine_tune_epochs", disabled=strategy != "fine_tune",
+                      help="Fine-tuning only: extra epochs after unfreezing the top of the backbone.")
+    c[2].select_slider("Batch size", [4, 8, 16, 32, 64, 128], key="batch_size",
+                       help="Images per training step. Smaller uses less memory; 32 is a good default.")
+    c[3].select_slider("Learning rate", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}",
+                       help="How big each learning step is. 0.001 suits the new head; too high makes the loss jump.")
+    c = st.columns(4)
+    c[0].toggle("Augmentation", key="augment",
+                help="Shows the model flipped, rotated and zoomed copies of the images: helps with few photos. "
+                     "See the preview on the Data page.")
+    c[1].toggle("Balance classes", key="class_weights",
+                help="Gives images of small classes more weight, so the model does not just favour the big class.")
+    c[2].number_input("Early stopping (epochs)", 0, 50, key="early_stopping",
+                      help="Stop when the validation loss has not improved for this many epochs and keep the best "
+                           "model. 0 turns it off.")
+    c[3].number_input("Seed", 0, 99999, key="seed",
+                      help="The same seed and settings give the same split order and starting weights.")
+    with st.expander("Advanced"):
+        a = st.columns(2)
+        a[0].selectbox("Optimizer", ["adam", "rmsprop", "sgd"], key="optimizer",
+                       help="Adam is a safe default. RMSprop is the classic transfer-learning recipe.")
+        a[1].select_slider("Fine-tuning learning rate", LEARNING_RATES, key="fine_tune_learning_rate",
+                           format_func=lambda v: f"{v:g}", disabled=strategy != "fine_tune",
+                           help="Much lower than the head's, so the pretrained features adapt without being destroyed.")
+
+    train = {k: st.session_state[k] for k in ("epochs", "fine_tune_epochs", "batch_size", "learning_rate",
+                                              "fine_tune_learning_rate", "optimizer", "class_weights",
+                                              "early_stopping", "seed")}
+    train.update(strategy=strategy, augment={**(saved.get("augment") or {}), "enabled": st.session_state["augment"]},
+                 **extra)
+    active = [r for r in _ui.store().list(owner=me, include_shared=False) if not r.state.finished]
+    if active:
+        st.caption("A run of yours is waiting or training; stop it or let it finish before starting another.")
+    if st.button("Start training", key="start_button", type="primary", disabled=bool(active) or (strategy == "domain_adaptation" and not extra["target_data"]),
+                 help="Queues the run. It trains in the background: you may switch pages or close the tab."):
+        with _ui.guarded("Starting the run"):
+            draft = _ui.save_draft(train=train)
+            title = f"{STRATEGIES[strategy].title} · {draft.get('model_title') or 'MobileNet α=0.25'}"
+            config = ws.config_from_draft(draft, name=title)
+            run_id = _ui.manager().submit(config, me)
+            _ui.set_current_run(run_id)
+            st.rerun()
+
+st.divider()
+st.subheader("Run")
+runs = _ui.store().list(owner=me)
+run_id = _ui.current_run_id()
+if not runs or run_id is None:
+    st.caption("No runs yet: press Start training.")
+else:
+    ids = [r.id for r in runs]
+    if run_id not in ids:
+        ids.insert(0, run_id)
+    labels = {r.id: f"{r.name} · {r.state.value} · {duration_text(r.duration) or 'not started'} · {r.id[-6:]}"
+              for r in runs}
+    st.session_state["run_select"] = run_id
+    st.selectbox("Show run", ids, key="run_select", format_func=lambda i: labels.get(i, i),
+                 on_change=lambda: _ui.set_current_run(st.session_state["run_select"]),
+                 help="Your runs, newest first. The page's address keeps the run, so a refresh or a second tab shows "
+                      "the same one.")
+    _run_view.show(run_id)

@@ -1,0 +1,97 @@
+"""The stable command line: every command, its JSON, and one-line errors with a non-zero exit."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, tiny_config
+
+
+def cli(*args, workspace=None, check=True):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if workspace:
+        env["TLS_WORKSPACE"] = str(workspace)
+    out = subprocess.run([sys.executable, "-m", "tlcore", *map(str, args)], capture_output=True, text=True, env=env,
+                         cwd=ROOT, timeout=600)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny run trained through the CLI, reused by the read-only commands (a new process each time)."""
+    from conftest import write_colour_images
+
+    root = tmp_path_factory.mktemp("cli")
+    data = write_colour_images(root / "data", per_class=10)
+    config = root / "run.json"
+    config.write_text(tiny_config(data, backbone="vgg16", epochs=4).to_json())
+    out = cli("train", "--config", config, "--workspace", root / "ws")
+    run_dir = Path(out.stdout.strip().splitlines()[-1])
+    assert run_dir.is_dir() and (run_dir / "model.keras").is_file()
+    return root, run_dir, data
+
+
+def test_train_prints_the_run_folder_last_and_replays_its_config(trained):
+    root, run_dir, _ = trained
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["backbone"] == "vgg16" and saved["image_size"] == 32
+    assert (run_dir / "data" / "dataset.json").is_file()
+
+
+def test_evaluate_json_in_a_new_process(trained):
+    root, run_dir, _ = trained
+    result = json.loads(cli("evaluate", run_dir, "--json").stdout)
+    assert {"accuracy", "per_class", "confusion_matrix"} <= set(result)
+    assert len(result["confusion_matrix"]) == 3
+
+
+def test_evaluate_and_predict_by_run_id(trained):
+    root, run_dir, data = trained
+    image = next((data / "green").iterdir())
+    out = cli("predict", run_dir.name, image, "--top-k", "2", "--json", workspace=root / "ws")
+    [row] = json.loads(out.stdout)
+    assert len(row["top"]) == 2 and row["top"][0]["class"] in ("red", "green", "blue")
+    assert row["top"][0]["probability"] >= row["top"][1]["probability"]
+
+
+def test_export_keras(trained, tmp_path):
+    _, run_dir, _ = trained
+    out = cli("export", run_dir, "--format", "keras", "--out", tmp_path / "exp")
+    assert Path(out.stdout.strip().splitlines()[-1]).exists()
+    assert (tmp_path / "exp" / "labels.txt").read_text().split() == ["blue", "green", "red"] or \
+        sorted((tmp_path / "exp" / "labels.txt").read_text().split()) == ["blue", "green", "red"]
+
+
+def test_backbones_json():
+    rows = json.loads(cli("backbones", "--json").stdout)
+    assert any(r["name"] == "mobilenet_025" for r in rows) and len(rows) >= 20
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "/no/such/place"], "does not exist"),
+    (["train"], "No data given"),
+    (["train", "--data", ".", "--backbone", "alexnet"], "Unknown backbone 'alexnet'"),
+    (["train", "--data", ".", "--strategy", "magic"], "Unknown strategy 'magic'"),
+    (["train", "--data", ".", "--config", "/no/config.json"], "does not exist"),
+    (["evaluate", "no-such-run"], "There is no run"),
+    (["predict", "no-such-run", "x.jpg"], "There is no run"),
+    (["export", "no-such-run", "--format", "onnx", "--out", "x"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_exits_non_zero_with_one_line(args, message, tmp_path):
+    out = cli(*args, workspace=tmp_path, check=False)
+    assert out.returncode != 0
+    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+@pytest.mark.parametrize("command", ["backbones", "train", "evaluate", "predict", "export", "runs", "sample"])
+def test_every_command_has_help(command):
+    assert "usage" in cli(command, "--help").stdout

@@ -1,0 +1,142 @@
+"""Each strategy end to end, Stop within one batch, the queue, failures and the NaN guard."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from tlcore.callbacks import EventCallback
+from tlcore.jobs import JobManager
+from tlcore.runs import RunState, RunStore
+from tlcore.tf_env import keras
+
+
+def _epoch_losses(store, run_id, phase=None):
+    return [e["loss"] for e in store.read_events(run_id) if e["type"] == "epoch" and phase in (None, e["phase"])]
+
+
+@pytest.fixture
+def manager(workspace):
+    m = JobManager(RunStore(workspace), max_concurrent=1)
+    yield m
+    m.shutdown()
+
+
+@pytest.mark.parametrize("strategy, backbone, phases", [
+    ("feature_extraction", "vgg16", ["head"]),
+    ("fine_tune", "vgg16", ["head", "fine-tune"]),
+    ("scratch", "mobilenet_025", ["train"]),
+])
+def test_strategy_trains_with_falling_loss(manager, colour_folder, strategy, backbone, phases):
+    extra = {"learning_rate": 1e-3, "epochs": 6} if strategy == "scratch" else {}
+    config = tiny_config(colour_folder, strategy=strategy, backbone=backbone, fine_tune_epochs=2,
+                         freeze={"mode": "all_but_top", "n": 3, "layer": None}, **extra)
+    run_id = manager.submit(config, owner="t")
+    assert manager.wait(run_id, 600) == RunState.DONE, manager.store.get(run_id).error
+    for phase in phases:
+        assert _epoch_losses(manager.store, run_id, phase), f"no {phase} epochs"
+    losses = _epoch_losses(manager.store, run_id)
+    assert min(losses[1:]) < losses[0]
+    folder = manager.store.run_dir(run_id)
+    for name in ("config.json", "model.keras", "labels.json", "evaluation.json", "data_report.json", "events.jsonl"):
+        assert (folder / name).is_file(), name
+    record = manager.store.get(run_id)
+    assert record.metrics["accuracy"] is not None and record.metrics["trainable_params"] > 0
+
+
+def _tiny_model():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    return model
+
+
+class _StopAt(keras.callbacks.Callback):
+    """Simulates a click on Stop while batch ``at`` of epoch ``epoch`` runs; counts the batches that start."""
+
+    def __init__(self, stop: threading.Event, epoch: int, at: int):
+        super().__init__()
+        self.stop, self.epoch, self.at, self.started, self._epoch = stop, epoch, at, 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.started += 1
+        if self._epoch == self.epoch and batch == self.at:
+            self.stop.set()
+
+
+def test_stop_takes_effect_within_one_batch_and_keeps_best_weights():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(400, 4)).astype("float32"), rng.integers(0, 2, 400)
+    model, stop, events = _tiny_model(), threading.Event(), []
+    cb = EventCallback(lambda type, **d: events.append((type, d)), stop, phase="head", epoch_offset=0,
+                       total_epochs=10, steps=100, monitor="loss")
+    probe = _StopAt(stop, epoch=2, at=5)
+    model.fit(x, y, batch_size=4, epochs=10, callbacks=[probe, cb], verbose=0, shuffle=False)
+    assert probe.started == 2 * 100 + 6, "the batch running at Stop finishes; no further batch starts"
+    assert cb.stopped_by_user and cb.epochs_done == 2
+    for got, best in zip(model.get_weights(), cb.best_weights):
+        np.testing.assert_array_equal(got, best)
+
+
+def test_stop_through_the_manager_ends_the_run_as_stopped(manager, colour_folder, monkeypatch):
+    first_batch = threading.Event()
+    original = RunStore.append_event
+
+    def spy(self, run_id, type, **data):
+        if type in ("batch", "progress"):
+            first_batch.set()
+        return original(self, run_id, type, **data)
+
+    monkeypatch.setattr(RunStore, "append_event", spy)
+    run_id = manager.submit(tiny_config(colour_folder, backbone="vgg16", epochs=200), owner="t")
+    assert first_batch.wait(300)
+    manager.stop(run_id)
+    assert manager.wait(run_id, 300) == RunState.STOPPED
+    assert len(_epoch_losses(manager.store, run_id)) < 200
+
+
+def test_queue_is_fifo_and_a_failing_job_frees_its_slot(manager, colour_folder):
+    bad = manager.submit(tiny_config(colour_folder, strategy="no_such_strategy"), owner="t")
+    a = manager.submit(tiny_config(colour_folder, backbone="vgg16", epochs=1), owner="t")
+    b = manager.submit(tiny_config(colour_folder, backbone="vgg16", epochs=1), owner="t")
+    assert manager.queue_position(b) in (1, 2, 3)
+    assert manager.wait(b, 600) == RunState.DONE
+    store = manager.store
+    assert store.get(bad).state == RunState.FAILED
+    assert "Unknown strategy 'no_such_strategy'" in store.get(bad).error
+    assert store.get(bad).started <= store.get(a).started <= store.get(b).started
+    assert manager.queue_position(b) is None and manager.running() == []
+
+
+def test_stopping_a_queued_run_removes_it_from_the_queue(workspace, colour_folder):
+    manager = JobManager(RunStore(workspace), max_concurrent=1)
+    manager.shutdown()  # no worker picks anything up: every submitted run stays queued
+    run_id = manager.submit(tiny_config(colour_folder), owner="t")
+    assert manager.queue_position(run_id) == 1
+    manager.stop(run_id)
+    assert manager.queue_position(run_id) is None
+    assert manager.store.get(run_id).state == RunState.STOPPED
+
+
+def test_nan_loss_is_caught_with_a_plain_message(manager, colour_folder):
+    config = tiny_config(colour_folder, backbone="vgg16", learning_rate=1e35, optimizer="sgd", epochs=3)
+    run_id = manager.submit(config, owner="t")
+    state = manager.wait(run_id, 300)
+    record = manager.store.get(run_id)
+    messages = [e.get("message", "") for e in manager.store.read_events(run_id) if e["type"] in ("warning", "failed")]
+    assert any("NaN" in m and "learning rate" in m for m in messages), messages
+    assert state in (RunState.DONE, RunState.FAILED)
+    if state == RunState.FAILED:
+        assert "lower the learning rate" in record.error
+
+
+def test_bad_data_fails_the_run_with_the_data_error(manager, tmp_path):
+    (tmp_path / "only_one" ).mkdir()
+    run_id = manager.submit(tiny_config(tmp_path), owner="t")
+    assert manager.wait(run_id, 120) == RunState.FAILED
+    assert "class" in manager.store.get(run_id).error.lower()

@@ -1,0 +1,175 @@
+"""A run's events (``events.jsonl``) summarised for display: curves, phase, progress, ETA, outcome.
+
+No streamlit and no TensorFlow: the Train page polls :func:`summarize` once a second, the CLI or a notebook may too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PHASE_WORDS = {
+    "data": "Reading the images",
+    "build": "Building the model",
+    "features": "Passing the images through the backbone once (cached for the head)",
+    "head": "Training the new head",
+    "unfreeze": "Unfreezing the top of the backbone",
+    "fine-tune": "Fine-tuning the backbone",
+    "train": "Training every layer",
+    "save": "Saving the model",
+    "evaluate": "Measuring accuracy on the test images",
+}
+FINISHED = ("done", "failed", "stopped", "interrupted")
+
+
+@dataclass
+class RunProgress:
+    """What the Train page shows for one run."""
+
+    state: str = "queued"
+    phase: str = ""
+    phase_text: str = "Waiting to start"
+    epochs: list[dict] = field(default_factory=list)   # one row per finished epoch: epoch, phase, loss, accuracy, val_*
+    total_epochs: int | None = None
+    current_epoch: int | None = None
+    batch: int | None = None
+    steps: int | None = None
+    batch_loss: float | None = None
+    features_done: int | None = None
+    features_total: int | None = None
+    eta: float | None = None
+    fraction: float = 0.0
+    fine_tune_start: float | None = None     # x position (epoch number) where the fine-tuning phase begins
+    warnings: list[str] = field(default_factory=list)
+    message: str = ""                         # the outcome's sentence (failed / stopped / interrupted)
+    metrics: dict = field(default_factory=dict)
+    started: float | None = None
+    last_time: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+
+def summarize(events: list[dict], expected_epochs: int | None = None) -> RunProgress:
+    """Fold a run's events, oldest first, into a :class:`RunProgress`.
+
+    ``expected_epochs`` (from the run's config) gives the progress bar a total before the first epoch ends.
+    """
+    p = RunProgress(total_epochs=expected_epochs or None)
+    for ev in events:
+        kind = ev.get("type")
+        p.last_time = ev.get("t", p.last_time)
+        if kind == "state" and ev.get("state"):
+            p.state = ev["state"]
+            if p.state == "running" and p.started is None:
+                p.started = ev.get("t")
+        elif kind == "phase":
+            p.phase = ev.get("phase", p.phase)
+            p.phase_text = ev.get("message") or PHASE_WORDS.get(p.phase, p.phase.replace("_", " ").capitalize())
+            if p.state == "queued":
+                p.state = "running"
+            if p.phase in ("fine-tune",) and p.fine_tune_start is None:
+                done = p.epochs[-1]["epoch"] if p.epochs else 0
+                p.fine_tune_start = done + 0.5
+            p.batch = p.steps = None
+        elif kind == "progress":
+            p.features_done, p.features_total = ev.get("done"), ev.get("total")
+            if ev.get("phase") == "features":
+                p.phase, p.phase_text = "features", PHASE_WORDS["features"]
+        elif kind == "batch":
+            p.current_epoch = ev.get("epoch", p.current_epoch)
+            p.batch, p.steps = ev.get("batch"), ev.get("steps")
+            p.batch_loss = ev.get("loss")
+            p.eta = ev.get("eta", p.eta)
+            if ev.get("phase"):
+                p.phase = ev["phase"]
+                p.phase_text = PHASE_WORDS.get(p.phase, p.phase_text)
+        elif kind == "epoch":
+            row = {k: ev.get(k) for k in ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy",
+                                          "seconds")}
+            p.epochs.append(row)
+            p.total_epochs = ev.get("total_epochs", p.total_epochs)
+            p.current_epoch = ev.get("epoch")
+            p.eta = ev.get("eta", p.eta)
+            p.batch = p.steps = None
+            if ev.get("phase") == "fine-tune" and p.fine_tune_start is None:
+                p.fine_tune_start = (ev.get("epoch") or 1) - 0.5
+        elif kind == "warning" and ev.get("message"):
+            if ev["message"] not in p.warnings:
+                p.warnings.append(ev["message"])
+        elif kind in FINISHED:
+            p.state = kind
+            p.message = ev.get("message", "")
+            p.metrics = ev.get("metrics") or {}
+            p.eta = 0.0 if kind == "done" else None
+        elif kind == "queued":
+            p.state = "queued"
+    p.fraction = _fraction(p)
+    return p
+
+
+def _fraction(p: RunProgress) -> float:
+    """Progress of the current phase: the backbone pass while features are computed, else the epochs."""
+    if p.state == "done":
+        return 1.0
+    if p.phase == "features" and p.features_total:
+        return max(0.0, min(1.0, (p.features_done or 0) / p.features_total))
+    if not p.total_epochs:
+        return 0.0
+    done = len(p.epochs)
+    if p.batch and p.steps:
+        done += min(1.0, p.batch / p.steps)
+    return max(0.0, min(0.99, done / p.total_epochs))
+
+
+def eta_text(seconds: float | None) -> str:
+    """'about 2 min left' style text; empty when unknown."""
+    if seconds is None:
+        return ""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"about {max(seconds, 1)} s left"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min left"
+    return f"about {seconds // 3600} h {round(seconds % 3600 / 60)} min left"
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def status_line(p: RunProgress) -> str:
+    """One line under the progress bar: what happens now, and how long it should take."""
+    if p.state == "queued":
+        return "Waiting for a free training slot."
+    if p.finished:
+        return {"done": "Finished.", "stopped": "Stopped.", "failed": "Failed.", "interrupted": "Interrupted."}[p.state]
+    parts = [p.phase_text]
+    if p.phase == "features" and p.features_total:
+        parts.append(f"batch {p.features_done or 0} of {p.features_total}")
+    elif p.current_epoch and p.total_epochs:
+        epoch = p.current_epoch if p.batch else min(p.current_epoch + 1, p.total_epochs)
+        parts.append(f"epoch {epoch} of {p.total_epochs}")
+        if p.batch and p.steps:
+            parts.append(f"batch {p.batch} of {p.steps}")
+    eta = eta_text(p.eta)
+    if eta:
+        parts.append(eta)
+    return " · ".join(parts)
+
+
+def curves(events_by_run: dict[str, list[dict]]) -> list[dict]:
+    """Per-epoch rows of several runs, for overlaid comparison curves: run, epoch, metric, value."""
+    rows = []
+    for run_id, events in events_by_run.items():
+        for row in summarize(events).epochs:
+            for metric in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                if row.get(metric) is not None:
+                    rows.append({"run": run_id, "epoch": row["epoch"], "metric": metric, "value": row[metric]})
+    return rows

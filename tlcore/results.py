@@ -1,0 +1,91 @@
+"""Finished runs for display: their saved evaluation, a side-by-side comparison, and small thumbnails.
+
+No streamlit and no TensorFlow (evaluation and embeddings themselves live in tlcore.evaluate / tlcore.embed).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import TLError
+from .progress import curves, duration_text
+from .runs import RunStore
+
+FREEZE_WORDS = {"all": "whole backbone frozen", "none": "nothing frozen"}
+
+
+def load_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def load_evaluation(run_dir: str | Path) -> dict | None:
+    """The run's ``evaluation.json`` (written when training ends), or None."""
+    return load_json(Path(run_dir) / "evaluation.json")
+
+
+def load_parity(run_dir: str | Path) -> dict | None:
+    return load_json(Path(run_dir) / "parity.json")
+
+
+def freeze_text(config) -> str:
+    """What stayed frozen, in words, for a run config."""
+    if config.strategy == "feature_extraction":
+        return FREEZE_WORDS["all"]
+    if config.strategy == "scratch":
+        return FREEZE_WORDS["none"] + " (random start)"
+    freeze = config.freeze or {}
+    mode = freeze.get("mode")
+    if mode == "all_but_top":
+        return f"top {freeze.get('n')} layers trainable"
+    if mode == "first_n":
+        return f"first {freeze.get('n')} layers frozen"
+    if mode == "up_to":
+        return f"frozen up to {freeze.get('layer')}"
+    return FREEZE_WORDS.get(mode, str(mode))
+
+
+def compare_runs(store: RunStore, owner: str) -> list[dict]:
+    """One row per run this owner may see: strategy, backbone, weights, frozen layers, accuracy, time."""
+    rows = []
+    for record in store.list(owner=owner):
+        try:
+            config = store.config(record.id)
+        except TLError:
+            continue
+        metrics = record.metrics or {}
+        rows.append({
+            "run": record.id, "name": record.name, "state": record.state.value,
+            "strategy": config.strategy, "backbone": "custom" if config.backbone_file else config.backbone,
+            "weights": config.weights if config.weights in ("imagenet", "none") else "file",
+            "image size": config.image_size, "frozen": freeze_text(config),
+            "accuracy": metrics.get("accuracy"), "macro F1": metrics.get("macro_f1"),
+            "epochs": metrics.get("epochs"), "trainable params": metrics.get("trainable_params"),
+            "time": duration_text(record.duration) if record.state.finished else "",
+            "seconds": round(record.duration, 1) if record.duration and record.state.finished else None,
+            "shared": record.shared, "mine": record.owner == owner,
+        })
+    return rows
+
+
+def compare_curves(store: RunStore, run_ids: list[str]) -> list[dict]:
+    """Per-epoch rows (run, epoch, metric, value) of several runs, for overlaid curves."""
+    return curves({run_id: store.read_events(run_id) for run_id in run_ids})
+
+
+def thumbnail(path: str | Path, size: int = 160):
+    """A small RGB thumbnail (uint8 array) of an image file; None when it cannot be read."""
+    import numpy as np
+    from PIL import Image
+
+    from .images import load_rgb
+
+    try:
+        img = load_rgb(path)
+    except TLError:
+        return None
+    img.thumbnail((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img)

@@ -1,0 +1,251 @@
+"""Multi-task learning: one shared frozen backbone, one softmax head per label column of a CSV.
+
+The tasks are the CSV's main label column (``Sample.label``) plus its extra label columns (``Dataset.tasks``,
+``Sample.labels``). A row without a value for a task gets sample weight 0 for that task's output, so it teaches
+the other tasks and is simply left out of that task's loss and accuracy. ``options["loss_weights"]`` weighs the
+tasks ({task: weight}, default 1 each). Heads train on cached backbone features (fast).
+
+The saved ``model.keras`` takes raw pixels and outputs a dict {output key: probabilities}; ``tasks.json``
+lists {task: classes} in output order, and :func:`output_keys` maps task names to output keys (the task name
+itself whenever it is a valid Keras name). ``labels.json`` holds the main task's classes.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+from ..data import Dataset, Sample
+from ..errors import ConfigError, DataError
+from ..model import HeadConfig, build_head
+from ..pipeline import AugmentConfig
+from ..runs import atomic_write
+from ..tf_env import keras
+from ._common import frozen_trunk
+from .base import TrainContext, TrainResult
+
+MAX_MISCLASSIFIED = 200
+
+
+def output_keys(tasks: list[str]) -> dict[str, str]:
+    """Task name → model output key: the name with characters Keras refuses replaced by '_', made unique."""
+    keys: dict[str, str] = {}
+    used: set[str] = set()
+    for task in tasks:
+        key = re.sub(r"[^A-Za-z0-9_.-]", "_", str(task).strip()) or "task"
+        base, n = key, 2
+        while key in used:
+            key, n = f"{base}_{n}", n + 1
+        used.add(key)
+        keys[task] = key
+    return keys
+
+
+def primary_task(config_columns: list[str], dataset: Dataset) -> str:
+    """The name of the main label column: the first requested column the importer used as the label, else 'label'."""
+    for column in config_columns or []:
+        if column not in dataset.tasks:
+            return column
+    return "label"
+
+
+def task_map(ctx: TrainContext) -> dict[str, list[str]]:
+    """{task: classes}, the main label first; tasks with fewer than two classes are left out with a warning."""
+    tasks = {primary_task(ctx.config.label_columns, ctx.dataset): list(ctx.classes)}
+    for task, classes in ctx.dataset.tasks.items():
+        if task in tasks:
+            continue
+        if len(classes) < 2:
+            ctx.warn(f"The column '{task}' has {len(classes)} distinct value(s), so it cannot be learned and was "
+                     "left out; give it at least two values.")
+            continue
+        tasks[task] = list(classes)
+    if len(tasks) < 2:
+        raise ConfigError("Multi-task learning needs a CSV with at least two label columns (for example "
+                          "'species' and 'colour'): add the columns, and name them in label_columns.")
+    return tasks
+
+
+def sample_label(sample: Sample, task: str, primary: str) -> str | None:
+    return sample.label if task == primary else sample.labels.get(task)
+
+
+def task_targets(samples: list[Sample], tasks: dict[str, list[str]], primary: str
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per output key: class indices (0 where missing) and sample weights (0 where missing, else 1)."""
+    keys = output_keys(list(tasks))
+    ys, ws = {}, {}
+    for task, classes in tasks.items():
+        index = {c: i for i, c in enumerate(classes)}
+        labels = [index.get(sample_label(s, task, primary)) if sample_label(s, task, primary) is not None else None
+                  for s in samples]
+        ys[keys[task]] = np.array([0 if v is None else v for v in labels], dtype="int32")
+        ws[keys[task]] = np.array([0.0 if v is None else 1.0 for v in labels], dtype="float32")
+    return ys, ws
+
+
+def loss_weights(tasks: dict[str, list[str]], given: dict | None) -> dict[str, float]:
+    """{output key: weight} from ``options["loss_weights"]`` (by task name or output key; default 1)."""
+    keys = output_keys(list(tasks))
+    given = dict(given or {})
+    known = set(keys) | set(keys.values())
+    unknown = [k for k in given if k not in known]
+    if unknown:
+        raise ConfigError(f"loss_weights names unknown task(s) {', '.join(map(repr, unknown))}; "
+                          f"the tasks are {', '.join(map(repr, tasks))}.")
+    out = {}
+    for task, key in keys.items():
+        weight = given.get(task, given.get(key, 1.0))
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise ConfigError(f"The loss weight of '{task}' must be a number of 0 or more.")
+        out[key] = float(weight)
+    return out
+
+
+def build_heads(tasks: dict[str, list[str]], feature_size: int, head: HeadConfig) -> tuple[dict, keras.Model]:
+    """One head per task (pooled features → softmax) and the model of all heads on cached features."""
+    keys = output_keys(list(tasks))
+    heads = {keys[t]: build_head(len(c), head, feature_size, name=f"task_{keys[t]}") for t, c in tasks.items()}
+    features = keras.Input((feature_size,), name="features")
+    return heads, keras.Model(features, {k: h(features) for k, h in heads.items()}, name="heads")
+
+
+def compile_heads(ctx: TrainContext, model: keras.Model, weights: dict[str, float]) -> None:
+    """Per-output losses and loss weights; accuracy is a *weighted* metric, so masked rows do not count."""
+    ctx.compile(model, ctx.config.learning_rate, loss={k: "sparse_categorical_crossentropy" for k in weights},
+                loss_weights=weights, metrics=None, weighted_metrics={k: ["accuracy"] for k in weights})
+
+
+class MultiTask:
+    name = "multitask"
+    title = "Multi-task learning"
+    description = (
+        "Learns several labels of each image at once, such as species and colour, from a CSV with one column "
+        "per label. One shared backbone feeds one small head per label, so a prediction answers every question. "
+        "A row may leave a label empty: it still teaches the other labels. Loss weights set how much each label "
+        "counts."
+    )
+
+    def fit(self, ctx: TrainContext) -> TrainResult:
+        tasks = task_map(ctx)
+        primary = next(iter(tasks))
+        trunk = frozen_trunk(ctx)
+        aug = AugmentConfig(**ctx.config.augment)
+        copies = aug.cache_copies if aug.enabled else 0
+        if not ctx.dataset.split("train"):
+            raise DataError("There are no training images: add images or lower the validation/test split.")
+        x = ctx.extract_features(trunk, "train", copies=copies)
+        y, w = task_targets(ctx.dataset.split("train"), tasks, primary)
+        y, w = ({k: np.tile(v, copies + 1) for k, v in d.items()} for d in (y, w))
+        val = None
+        if ctx.dataset.split("val"):
+            yv, wv = task_targets(ctx.dataset.split("val"), tasks, primary)
+            val = (ctx.extract_features(trunk, "val"), yv, wv)
+        heads, head_model = build_heads(tasks, x.shape[1], HeadConfig(**ctx.config.head))
+        compile_heads(ctx, head_model, loss_weights(tasks, ctx.config.options.get("loss_weights")))
+        batch = min(ctx.config.batch_size, max(1, len(x)))
+        ctx.fit(head_model, x, y, sample_weight=w, epochs=ctx.config.epochs, phase="heads", validation_data=val,
+                batch_size=batch, shuffle=True, steps=-(-len(x) // batch), class_weight=None)
+        pooled = trunk.outputs[0]
+        model = keras.Model(trunk.inputs, {k: h(pooled) for k, h in heads.items()}, name="multitask")
+        return TrainResult(model, list(tasks[primary]), extra={"tasks": tasks})
+
+    def save_extra(self, run_dir: Path, result: TrainResult) -> None:
+        atomic_write(Path(run_dir) / "tasks.json", json.dumps(result.extra["tasks"], indent=2, ensure_ascii=False))
+
+    def evaluate(self, ctx: TrainContext, result: TrainResult) -> dict:
+        """Per task: accuracy, macro F1, per-class scores and confusion matrix on the test split (labelled rows)."""
+        tasks = result.extra["tasks"]
+        primary = next(iter(tasks))
+        samples = ctx.dataset.split("test")
+        probs = predict_outputs(result.model, [s.path for s in samples], ctx.image_size, ctx.config.batch_size)
+        keys = output_keys(list(tasks))
+        reports = {}
+        for task, classes in tasks.items():
+            labels = [sample_label(s, task, primary) for s in samples]
+            reports[task] = task_report(samples, labels, probs.get(keys[task]), classes)
+        measured = {t: r["accuracy"] for t, r in reports.items() if r.get("accuracy") is not None}
+        evaluation = {**reports[primary], "split": "test", "task": primary, "tasks": reports,
+                      "task_accuracy": measured,
+                      "mean_task_accuracy": float(np.mean(list(measured.values()))) if measured else None}
+        return evaluation
+
+
+def predict_outputs(model: keras.Model, paths: list[str], image_size: int, batch_size: int = 32) -> dict[str, np.ndarray]:
+    """{output key: probabilities (N, classes)} for image files, through the training input pipeline."""
+    from ..pipeline import image_dataset
+    from ..tf_env import tf
+
+    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    chunks: dict[str, list[np.ndarray]] = {}
+    for batch in image_dataset(paths, None, image_size, batch_size):
+        for key, value in call(batch).items():
+            chunks.setdefault(key, []).append(value.numpy())
+    return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def task_report(samples: list[Sample], labels: list[str | None], probs: np.ndarray | None, classes: list[str]) -> dict:
+    """evaluate_model's keys for one task, over the samples that have a label for it."""
+    keep = [i for i, label in enumerate(labels) if label is not None and label in classes]
+    report: dict[str, Any] = {"n": len(keep), "classes": list(classes), "missing": len(labels) - len(keep)}
+    if not keep or probs is None:
+        report.update(accuracy=None, per_class=[], confusion_matrix=[], misclassified=[],
+                      note="No test image has this label, so it was not measured.")
+        return report
+    index = {c: i for i, c in enumerate(classes)}
+    y_true = np.array([index[labels[i]] for i in keep])
+    p = probs[keep]
+    y_pred = p.argmax(1)
+    ids = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
+    wrong = np.flatnonzero(y_true != y_pred)
+    wrong = wrong[np.argsort(-p[wrong, y_pred[wrong]], kind="stable")]
+    report.update(
+        accuracy=float(np.mean(y_true == y_pred)),
+        macro_f1=float(f1_score(y_true, y_pred, average="macro", labels=ids, zero_division=0)),
+        per_class=[{"class": c, "precision": float(a), "recall": float(b), "f1": float(f), "support": int(s)}
+                   for c, a, b, f, s in zip(classes, precision, recall, f1, support)],
+        confusion_matrix=confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+        misclassified_count=int(len(wrong)),
+        misclassified=[{"path": samples[keep[i]].path, "name": samples[keep[i]].name, "true": classes[y_true[i]],
+                        "predicted": classes[y_pred[i]], "confidence": float(p[i, y_pred[i]])}
+                       for i in wrong[:MAX_MISCLASSIFIED]],
+    )
+    return report
+
+
+def load_tasks(run_dir: str | Path) -> dict[str, list[str]]:
+    """A multi-task run's {task: classes} (``tasks.json``)."""
+    path = Path(run_dir) / "tasks.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is missing or damaged: this is not a finished multi-task run.") from exc
+
+
+def predict_tasks(run_dir: str | Path, images: Any, top_k: int = 3) -> list[dict[str, list[tuple[str, float]]]]:
+    """Every task's answer for each image: [{task: [(class, probability), ...] most likely first}, ...]."""
+    from ..pipeline import prepare_arrays
+    from ..predict import _as_list, _name_of, load_run_model, model_image_size, to_rgb_array
+    from ..tf_env import tf
+
+    tasks = load_tasks(run_dir)
+    model = load_run_model(run_dir)
+    items = _as_list(images)
+    batch = prepare_arrays([to_rgb_array(img, _name_of(img, i)) for i, img in enumerate(items)],
+                           model_image_size(model))
+    out = {k: v.numpy() for k, v in model(tf.convert_to_tensor(batch), training=False).items()}
+    keys = output_keys(list(tasks))
+    answers = []
+    for row in range(len(batch)):
+        answer = {}
+        for task, classes in tasks.items():
+            p = out[keys[task]][row]
+            order = np.argsort(-p, kind="stable")[:max(1, min(int(top_k), len(classes)))]
+            answer[task] = [(classes[j], float(p[j])) for j in order]
+        answers.append(answer)
+    return answers
