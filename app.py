@@ -2,6 +2,12 @@
 
 Run with:  python -m streamlit run app.py
 Nothing here imports TensorFlow: a background thread warms it while the home page is already usable.
+
+The page scripts live in ``views/``, not ``pages/``: with a ``pages/`` folder next to this file, Streamlit 1.67
+still runs its old folder-based navigation until a session has executed ``st.navigation`` once, so the first
+visitor after a restart who opens a bookmarked ``/train`` link would run ``pages/train.py`` without this file
+(no identity, no status strip, and every ``pages/_*.py`` helper listed as a page). AppTest does the same on
+every second run.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from pages import _ui  # noqa: E402
+from views import _ui  # noqa: E402
 
 st.set_page_config(page_title="Transfer Learning Studio", page_icon="🧠", layout="wide",
                    initial_sidebar_state="expanded")
@@ -29,23 +35,25 @@ if _ui.needs_login():
 st.session_state["owner"] = _ui.owner()
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/data.py", title="1 · Data", icon=":material/photo_library:"),
-    st.Page("pages/model.py", title="2 · Model", icon=":material/account_tree:"),
-    st.Page("pages/train.py", title="3 · Train", icon=":material/model_training:"),
-    st.Page("pages/evaluate.py", title="4 · Evaluate", icon=":material/analytics:"),
-    st.Page("pages/predict.py", title="5 · Predict", icon=":material/image_search:"),
-    st.Page("pages/export.py", title="6 · Export", icon=":material/download:"),
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/data.py", title="1 · Data", icon=":material/photo_library:"),
+    st.Page("views/model.py", title="2 · Model", icon=":material/account_tree:"),
+    st.Page("views/train.py", title="3 · Train", icon=":material/model_training:"),
+    st.Page("views/evaluate.py", title="4 · Evaluate", icon=":material/analytics:"),
+    st.Page("views/predict.py", title="5 · Predict", icon=":material/image_search:"),
+    st.Page("views/export.py", title="6 · Export", icon=":material/download:"),
 ]
 page = st.navigation(pages)
 _ui.sync_url()
-try:
-    _ui.status_strip()
-except Exception:  # noqa: BLE001 - the strip is a convenience; never let it break a page
-    _ui.log.exception("status strip failed")
 try:
     page.run()
 except Exception:  # noqa: BLE001 - a page bug shows a sentence, never a traceback
     _ui.log.exception("page failed")
     _ui.show_error(_ui.UNEXPECTED.format(what="This page"))
+finally:
+    # After the page (also when it stops early), so the strip shows what the page just did.
+    try:
+        _ui.status_strip()
+    except Exception:  # noqa: BLE001 - the strip is a convenience; never let it break a page
+        _ui.log.exception("status strip failed")
 _ui.start_background_work()

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+from helpers import MOBILENET_FILE, ROOT, SHARED, write_colour_images  # noqa: F401
+
 _TMP = Path(tempfile.mkdtemp(prefix="tls-tests-"))
 
 # Before TensorFlow/Keras is imported anywhere: a writable copy of the shared Keras cache, and a private workspace.
@@ -23,8 +23,6 @@ else:
 os.environ["KERAS_HOME"] = str(_keras_home)
 os.environ["TLS_WORKSPACE"] = str(_TMP / "workspace")
 
-MOBILENET_FILE = "mobilenet_2_5_224_tf_no_top.h5"
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -54,21 +52,6 @@ def imagenet_mobilenet() -> Path:
     return path
 
 
-def write_colour_images(root: Path, per_class: int = 12, size: int = 32, classes=None, seed: int = 0,
-                        fmt: str = "png") -> Path:
-    """Class folders of noisy solid-colour images: trivially separable, so a model must learn them."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for name, rgb in (classes or COLOURS).items():
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = np.clip(np.array(rgb) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype("uint8")
-            Image.fromarray(pixels).save(folder / f"{i}.{fmt}")
-    return root
-
-
 @pytest.fixture
 def colour_folder(tmp_path) -> Path:
     return write_colour_images(tmp_path / "colours")
@@ -79,14 +62,3 @@ def workspace(tmp_path) -> Path:
     path = tmp_path / "ws"
     path.mkdir()
     return path
-
-
-def tiny_config(data: str, **overrides):
-    """A RunConfig small enough for a test: random weights, 32 px, a small head."""
-    from tlcore.runs import RunConfig
-
-    base = dict(data=str(data), backbone="mobilenet_025", weights="none", image_size=32, epochs=3, batch_size=8,
-                head={"units": 16, "dropout": 0.0, "enabled": True}, early_stopping=0, learning_rate=1e-2,
-                val_split=0.2, test_split=0.2)
-    base.update(overrides)
-    return RunConfig(**base)

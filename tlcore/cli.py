@@ -124,7 +124,6 @@ def config_from_args(args):
 def cmd_train(args) -> int:
     from .backbones import get_spec
     from .jobs import JobManager
-    from .strategies import get_strategy
 
     config = config_from_args(args)
     if not config.data:
@@ -134,6 +133,8 @@ def cmd_train(args) -> int:
             raise TLError(f"{source} does not exist: pass a zip, a folder of class folders, or a CSV.")
     if not config.backbone_file:
         get_spec(config.backbone)
+    from .strategies import get_strategy  # imports TensorFlow: only once the cheap checks have passed
+
     get_strategy(config.strategy)
     store = _store(args)
     manager = JobManager(store, max_concurrent=1)

@@ -35,7 +35,9 @@ def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
         from sklearn.manifold import TSNE
 
         perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
-        out = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+        algorithm = "exact" if n <= 300 else "barnes_hut"   # exact is the faster one for small maps here
+        out = TSNE(2, perplexity=perplexity, init="pca", random_state=seed, max_iter=500,
+                   method=algorithm).fit_transform(x)
     else:
         from sklearn.decomposition import PCA
 

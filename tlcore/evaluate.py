@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support, top_k_accuracy_score
 
-from .errors import DataError
+from .errors import DataError, RunError
 from .predict import (load_labels, load_run_config, load_run_model, model_call, model_image_size,
                       run_dataset)
 from .runs import atomic_write
@@ -46,6 +46,9 @@ def evaluate_model(model: keras.Model, dataset: Any, classes: list[str], image_s
     samples = [s for s in samples if s.label is not None]
     check_classes(sorted({s.label for s in samples}), classes)
     n_classes = len(classes)
+    if int(model.outputs[0].shape[-1]) != n_classes:
+        raise RunError(f"The model has {model.outputs[0].shape[-1]} outputs but {n_classes} class names were given: "
+                       "train the run again.")
     k = max(1, min(int(top_k), n_classes))
     result: dict[str, Any] = {"split": split or "all", "n": len(samples), "classes": list(classes), "top_k": k}
     if not samples:

@@ -118,7 +118,7 @@ def representative_images(run_dir: Path, size: int, limit: int = REPRESENTATIVE_
         samples = run_dataset(run_dir).split("train")
     except DataError as exc:
         raise ExportError("The int8 export calibrates on the run's training images, which are not available "
-                          f"({exc}) Import the data again, or export tflite-float16 instead.") from exc
+                          f"({str(exc).rstrip('.')}): import the data again, or export tflite-float16 instead.") from exc
     if not samples:
         raise ExportError("The int8 export needs training images to calibrate, but the run has none: "
                           "export tflite-float16 instead.")
@@ -133,7 +133,7 @@ def representative_images(run_dir: Path, size: int, limit: int = REPRESENTATIVE_
     return generate
 
 
-def convert_tflite(function, fmt: str, representative: Callable[[], Callable] | None = None) -> bytes:
+def convert_tflite(function, fmt: str, representative: Callable[[], Iterator] | None = None) -> bytes:
     """Convert a :func:`frozen_function` to TFLite: float32, float16 weights, or int8 (float input/output kept)."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     if fmt == "tflite-float16":
@@ -141,7 +141,7 @@ def convert_tflite(function, fmt: str, representative: Callable[[], Callable] | 
         converter.target_spec.supported_types = [tf.float16]
     elif fmt == "tflite-int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative()
+        converter.representative_dataset = representative
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "Statistics for quantized inputs were expected" is expected here
         return converter.convert()
@@ -175,7 +175,7 @@ def export_all(run_dir: str | Path, out_dir: str | Path, formats: Sequence[str] 
             else:
                 if source is None:
                     source = frozen_function(model, size)
-                rep = (lambda: representative_images(run_dir, size)) if fmt == "tflite-int8" else None
+                rep = representative_images(run_dir, size) if fmt == "tflite-int8" else None
                 _dump(target, convert_tflite(source, fmt, rep))
         step[:] = ["the model card"]
         _dump(stage / "labels.txt", "\n".join(labels) + "\n")
@@ -226,6 +226,10 @@ def _counts(run_dir: Path) -> dict[str, dict[str, int]] | None:
     return {split: dataset.counts(split) for split in ("train", "val", "test")}
 
 
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
 def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: list[str] | None = None) -> str:
     """A Markdown model card: data, model, settings, metrics, intended use and limitations, how to load."""
     run_dir = Path(run_dir)
@@ -260,7 +264,7 @@ def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: li
     if counts:
         splits = [s for s in ("train", "val", "test") if s in counts]
         lines += ["| class | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
-        lines += [f"| {c} | " + " | ".join(str(counts[s].get(c, 0)) for s in splits) + " |" for c in labels]
+        lines += [f"| {_cell(c)} | " + " | ".join(str(counts[s].get(c, 0)) for s in splits) + " |" for c in labels]
     else:
         lines.append("The image counts were not recorded. Classes: " + ", ".join(labels))
     lines += ["", "## Evaluation", ""]
@@ -269,7 +273,7 @@ def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: li
         lines.append(f"On {ev['n']} held-out images ({ev.get('split', 'test')}): accuracy {ev['accuracy']:.3f}, "
                      f"top-{ev.get('top_k', 3)} accuracy {ev['top_k_accuracy']:.3f}, macro F1 {ev['macro_f1']:.3f}.")
         lines += ["", "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
-        lines += [f"| {r['class']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
+        lines += [f"| {_cell(r['class'])} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
                   for r in ev.get("per_class", [])]
     else:
         lines.append("No evaluation on held-out images was recorded for this model.")
@@ -287,10 +291,12 @@ def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: li
               "probs = model.predict(np.asarray(image, 'float32')[None])[0]",
               "",
               "import tensorflow as tf                                   # SavedModel (TF Serving)",
-              'probs = tf.saved_model.load("saved_model").serve(tf.constant(batch, tf.float32))',
+              'served = tf.saved_model.load("saved_model")              # keep it: it owns the weights',
+              "probs = served.serve(tf.constant(batch, tf.float32))",
               "",
               "from ai_edge_litert.interpreter import Interpreter       # or tf.lite.Interpreter",
-              'interpreter = Interpreter(model_path="model.tflite"); interpreter.allocate_tensors()',
+              'interpreter = Interpreter(model_path="model.tflite")     # or model_float16 / model_int8',
+              "interpreter.allocate_tensors()",
               f"x = tf.image.resize(image, ({size}, {size})).numpy()[None].astype('float32')",
               'interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x); interpreter.invoke()',
               'probs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]',

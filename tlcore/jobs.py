@@ -61,6 +61,10 @@ class JobManager:
                     self._running.discard(run_id)
                     self._done[run_id].set()
 
+    def restart(self, run_id: str, owner: str = "local") -> str:
+        """Queue a new run with the same settings as ``run_id`` (e.g. one interrupted by a server restart)."""
+        return self.submit(self.store.config(run_id), owner)
+
     def stop(self, run_id: str) -> None:
         """Stop a run: a queued one leaves the queue; a running one stops within one batch."""
         self.store.request_stop(run_id)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from . import images as image_io
 from .errors import DataError, ImageError, RunError
+from .pipeline import prepare_arrays
 from .runs import RunConfig
 from .tf_env import keras, tf
 
@@ -101,8 +102,8 @@ def run_dataset(run_dir: str | Path, *, target: bool = False):
     try:
         return resolve_dataset(load_run_config(path), path, workspace, target=target)
     except DataError as exc:
-        raise DataError(f"The images of this run are no longer available ({exc}) Pass other labelled images "
-                        "with --data, or import the data again.") from exc
+        raise DataError(f"The images this run was trained on cannot be read ({str(exc).rstrip('.')}): import the "
+                        "data again, or evaluate on other labelled images (--data).") from exc
 
 
 # -- images -------------------------------------------------------------------------------------------------
@@ -134,6 +135,10 @@ def _as_list(images: Any) -> list:
 
 def _name_of(image: Any, index: int) -> str:
     return Path(image).name if isinstance(image, (str, Path)) else f"image {index + 1}"
+
+
+def _stack(resized: list[np.ndarray], size: int) -> np.ndarray:
+    return np.stack(resized) if resized else np.zeros((0, size, size, 3), "float32")
 
 
 def batched_call(model: keras.Model, batch: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
@@ -187,10 +192,11 @@ class Predictor:
     def prepare(self, images: Any) -> np.ndarray:
         """Decode and resize images exactly as in training → float32 batch (N, size, size, 3), 0-255."""
         items = _as_list(images)
-        arrays = [to_rgb_array(img, _name_of(img, i)) for i, img in enumerate(items)]
-        from .pipeline import prepare_arrays
+        return _stack([self.resize(to_rgb_array(img, _name_of(img, i))) for i, img in enumerate(items)], self.image_size)
 
-        return prepare_arrays(arrays, self.image_size)
+    def resize(self, array: np.ndarray) -> np.ndarray:
+        """One decoded image → float32 (size, size, 3), resized one at a time so big photos never pile up."""
+        return prepare_arrays([array], self.image_size)[0]
 
     def probabilities(self, images: Any) -> np.ndarray:
         """Softmax probabilities, shape (N, classes)."""
@@ -201,6 +207,7 @@ class Predictor:
         return self.top_k(self.probabilities(images), top_k)
 
     def top_k(self, probs: np.ndarray, top_k: int = 3) -> list[list[tuple[str, float]]]:
+        """Probabilities (N, classes) → the ``top_k`` (class, probability) pairs per row, most likely first."""
         k = max(1, min(int(top_k), len(self.classes)))
         order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
         return [[(self.classes[j], float(row[j])) for j in idx] for row, idx in zip(probs, order)]
@@ -209,18 +216,14 @@ class Predictor:
 def predict_table(predictor: Predictor, named_images: Sequence[tuple[str, bytes]], top_k: int = 3) -> list[dict]:
     """One row per uploaded file (for a CSV download); a bad file gets a row with its error, not an exception."""
     k = max(1, min(int(top_k), len(predictor.classes)))
-    arrays, good, errors = [], [], {}
+    resized, good, errors = [], [], {}
     for i, (name, data) in enumerate(named_images):
         try:
-            arrays.append(to_rgb_array(data, name))
+            resized.append(predictor.resize(to_rgb_array(data, name)))
             good.append(i)
         except ImageError as exc:
             errors[i] = str(exc)
-    from .pipeline import prepare_arrays
-
-    results = predictor.top_k(batched_call(predictor.model, prepare_arrays(arrays, predictor.image_size)), k) \
-        if arrays else []
-    by_index = dict(zip(good, results))
+    by_index = dict(zip(good, predictor.top_k(batched_call(predictor.model, _stack(resized, predictor.image_size)), k)))
     rows = []
     for i, (name, _) in enumerate(named_images):
         row: dict[str, Any] = {"file": name, "prediction": "", "confidence": None}

@@ -53,7 +53,7 @@ def freeze_view(backbone: keras.Model, mode: str = "all_but_top", n: int = 20, l
     for info in infos:
         if not blocks or blocks[-1]["block"] != info.block:
             blocks.append({"block": info.block, "first": info.index, "last": info.index, "layers": 0, "params": 0,
-                           "trainable_params": 0, "trainable_layers": 0})
+                           "trainable_params": 0, "trainable_layers": 0, "held_params": 0})
         row = blocks[-1]
         row["last"] = info.index
         row["layers"] += 1
@@ -61,10 +61,12 @@ def freeze_view(backbone: keras.Model, mode: str = "all_but_top", n: int = 20, l
         if info.trainable:
             row["trainable_params"] += info.params
             row["trainable_layers"] += 1
+        elif info.type != "BatchNormalization":
+            row["held_params"] += info.params        # frozen by the freeze setting (BatchNorm is always frozen)
     for row in blocks:
         if row["trainable_params"] == 0:
             row["status"] = "frozen"
-        elif row["trainable_params"] == row["params"]:
+        elif row["held_params"] == 0:
             row["status"] = "trainable"
         else:
             row["status"] = "partly trainable"

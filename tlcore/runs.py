@@ -251,6 +251,14 @@ class RunStore:
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
         self._exec("DELETE FROM runs WHERE id = ?", (run_id,))
 
+    def purge(self, older_than_days: float) -> list[str]:
+        """The retention rule: delete finished runs that ended more than ``older_than_days`` ago."""
+        cutoff = time.time() - older_than_days * 86400
+        rows = self._exec("SELECT id FROM runs WHERE state NOT IN ('queued', 'running') AND finished < ?", (cutoff,))
+        for row in rows:
+            self.delete(row["id"])
+        return [row["id"] for row in rows]
+
     def resolve(self, ref: str) -> str:
         """A run id, or a run folder path → the run id."""
         path = Path(ref)

@@ -396,12 +396,15 @@ def import_sample(owner: str, *, per_class: int = 40, val_split=0.15, test_split
     return _import(owner, TITLE or SAMPLE_NAME, "sample", build, workspace)
 
 
-def download_public_sample(owner: str, *, url: str = PUBLIC_SAMPLE_URL, timeout: float = 5.0, val_split=0.15,
+def download_public_sample(owner: str, *, url: str | None = None, timeout: float = 5.0, val_split=0.15,
                            test_split=0.15, seed: int = 0, workspace=None) -> DatasetInfo:
     """Download a small public dataset (cats and dogs, the classic transfer-learning example) and import it.
 
     Raises TLError at once when the machine is offline or the download fails.
     """
+    existing = [d for d in list_datasets(owner, include_shared=False, workspace=workspace) if d.kind == "public"]
+    if existing:
+        return existing[0]
     offline = TLError("This machine is offline (or the download site cannot be reached), so the public sample "
                       "cannot be downloaded: use the built-in sample or upload your own images.")
     tmp_dir = _ws(workspace) / "tmp"
@@ -409,7 +412,7 @@ def download_public_sample(owner: str, *, url: str = PUBLIC_SAMPLE_URL, timeout:
     target = tmp_dir / f"public-{secrets.token_hex(6)}.zip"
     try:
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - fixed https URL
+            with urllib.request.urlopen(url or PUBLIC_SAMPLE_URL, timeout=timeout) as response:  # noqa: S310
                 _write_upload(response, target, PUBLIC_SAMPLE_MAX_BYTES)
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
             raise offline from exc
@@ -697,7 +700,8 @@ def try_sample(owner: str, *, workspace=None) -> tuple[DatasetInfo, str]:
     owner's draft). Returns the dataset and a plain note on what was chosen and why."""
     from .backbones import get_spec, weights_cached
 
-    info = import_sample(owner, workspace=workspace)
+    existing = [d for d in list_datasets(owner, include_shared=False, workspace=workspace) if d.kind == "sample"]
+    info = existing[0] if existing else import_sample(owner, workspace=workspace)
     model, train, note = sample_settings(weights_cached(SAMPLE_BACKBONE))
     draft = load_draft(owner, workspace=workspace)
     draft.update(dataset_id=info.id, model=model, train=train, model_title=get_spec(SAMPLE_BACKBONE).title,

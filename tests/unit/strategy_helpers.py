@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 
 def tiny_backbone(path: Path, seed: int = 0) -> Path:
@@ -99,3 +99,22 @@ def predict_without_tlcore(model_path: Path, images: np.ndarray) -> np.ndarray:
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120, cwd="/")
     return np.load(out)
+
+
+def texture_backbone(path: Path, seed: int = 0) -> Path:
+    """A random backbone with two kinds of channels: linear colour channels (their pooled value depends only on
+    the mean colour) and ReLU texture channels (they also respond to noise and patterns). Images whose domains
+    differ only in texture then differ only in the texture channels: an adapter can learn to ignore them."""
+    from tlcore.tf_env import keras
+
+    keras.utils.set_random_seed(seed)
+    L = keras.layers
+    inputs = keras.Input((None, None, 3))
+    x = L.Rescaling(1 / 32.0)(inputs)
+    colour = L.Conv2D(16, 1, name="colour")(x)
+    conv = L.Conv2D(16, 3, activation="relu", use_bias=False, name="texture")
+    texture = conv(x)
+    kernel = conv.get_weights()[0]
+    conv.set_weights([(kernel - kernel.mean(axis=(0, 1), keepdims=True)) * 4])   # zero-sum: blind to flat colour
+    keras.Model(inputs, L.Concatenate()([L.Cropping2D(1)(colour), texture]), name="texture_net").save(path)
+    return path

@@ -55,9 +55,9 @@ def test_bad_source(case, tmp_path, monkeypatch):
     for key, value in case.patch.items():
         monkeypatch.setattr(settings, key, value)
     source = case.build(tmp_path / "in")
-    start = time.perf_counter()
+    start = time.process_time()          # CPU time of this process (all threads): robust on a busy machine
     ds, error = _run(tmp_path, source)
-    assert time.perf_counter() - start < 20
+    assert time.process_time() - start < 20
     if case.error:
         assert isinstance(error, DataError), f"expected a DataError, got {error!r}"
         for text in case.error:

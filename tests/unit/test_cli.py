@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, tiny_config
+from helpers import ROOT, tiny_config
 
 
 def cli(*args, workspace=None, check=True):
@@ -26,7 +26,7 @@ def cli(*args, workspace=None, check=True):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny run trained through the CLI, reused by the read-only commands (a new process each time)."""
-    from conftest import write_colour_images
+    from helpers import write_colour_images
 
     root = tmp_path_factory.mktemp("cli")
     data = write_colour_images(root / "data", per_class=10)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, tiny_config, write_colour_images
+from helpers import ROOT, tiny_config, write_colour_images
 
 SCRIPT = r"""
 import json, sys

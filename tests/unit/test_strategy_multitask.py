@@ -125,7 +125,7 @@ def test_loss_weights_and_output_keys():
 
 
 def test_multitask_needs_two_label_columns(tmp_path):
-    from conftest import write_colour_images
+    from helpers import write_colour_images
 
     data = write_colour_images(tmp_path / "colours", per_class=5)
     store, run_id, state, _ = run(tmp_path / "ws", config(data, tiny_backbone(tmp_path / "bb.keras"),

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from helpers import tiny_config
 from tlcore.callbacks import EventCallback
 from tlcore.jobs import JobManager
 from tlcore.runs import RunState, RunStore

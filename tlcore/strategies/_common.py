@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ..data import DataReport, Dataset, Sample
+from ..data import DataReport, Dataset
 from ..errors import TLError
 from ..model import FreezeConfig, feature_model
 from ..tf_env import keras
@@ -84,6 +84,10 @@ class LoopReporter:
                           eta=self._eta(batch))
         self.stopped = self.ctx.stop.is_set()
         return self.stopped
+
+    def stopped_mid_epoch(self) -> None:
+        """Stop arrived inside an epoch: like EventCallback, a partial epoch is not reported as a data point."""
+        self.ctx.emit("stopped_mid_epoch", phase=self.phase, epoch=self.ctx.epochs_done + 1)
 
     def epoch(self, **logs) -> None:
         """Close one epoch: emit its metrics (floats or None) and advance the run's epoch counter."""

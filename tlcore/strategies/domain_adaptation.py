@@ -129,12 +129,16 @@ class DomainAdaptation:
             raise ConfigError("Domain adaptation needs unlabelled target images: choose the target data "
                               "(target_data) as well as the labelled source data.")
         opts = ctx.config.options
+        if str(opts.get("optimizer", "sgd")) not in ("sgd", "adam", "rmsprop"):
+            raise ConfigError("options['optimizer'] for domain adaptation must be sgd, adam or rmsprop.")
+        if not 0 <= float(opts.get("dropout", 0.5)) < 1:
+            raise ConfigError("options['dropout'] for domain adaptation must be from 0 to below 1.")
         trunk = frozen_trunk(ctx)
         xs, ys = self._source(ctx, trunk)
         xt = ctx.extract_features(trunk, "train", dataset=as_split(ctx.target))
         yt = target_labels(ctx)
         val = (ctx.extract_features(trunk, "val"), ctx.labels("val")) if ctx.dataset.split("val") else None
-        dropout = float(ctx.config.head.get("dropout", 0.0) or 0.0)
+        dropout = float(opts.get("dropout", 0.5))
         summary: dict = {"target_images": int(len(xt)), "target_labelled": int((yt >= 0).sum()) if yt is not None else 0}
         if opts.get("baseline", True):
             ctx.emit("phase", phase="baseline", message="Training the source-only baseline on the same features")
@@ -185,19 +189,28 @@ def train_dann(ctx: TrainContext, net: _Adaptation, xs: np.ndarray, ys: np.ndarr
     still learns (so its domain accuracy shows how separable the source-only features are), but no gradient
     reaches the adapter through the reversal layer, so the features learn from the source labels alone.
 
-    Each step takes a source batch and an equally large target batch; the learning rate anneals as in the paper
-    (μ_p = μ0 / (1 + 10 p)^0.75). Returns the final metrics. Only the DANN run (``reporter``) emits epoch events.
+    Each step takes a source batch and an equally large target batch. As in the paper: SGD with momentum 0.9
+    (``options["optimizer"]``, default "sgd"; Adam lets the discriminator win), μ0 = ``options["learning_rate"]``
+    (default 0.01) annealed as μ_p = μ0 / (1 + 10 p)^0.75. Returns the final metrics; only the DANN run
+    (``reporter``) emits epoch events.
     """
     cfg, opts = ctx.config, ctx.config.options
     epochs = cfg.epochs
+    base_lr = float(opts.get("learning_rate", 0.01))
     batch = max(1, min(cfg.batch_size, len(xs)))
     steps = -(-len(xs) // batch)
     total = max(1, epochs * steps)
     lam_max = float(opts.get("lambda_max", 1.0))
     anneal = bool(opts.get("lr_annealing", True))
-    optimizer = make_optimizer(cfg.optimizer, cfg.learning_rate)
+    d_mult = float(opts.get("discriminator_lr_multiplier", 1.0))
     model = net.train_model
-    optimizer.build(model.trainable_variables)    # its slots exist before tracing: one trace, not two
+    d_vars = net.discriminator.trainable_variables
+    d_ids = {id(v) for v in d_vars}
+    f_vars = [v for v in model.trainable_variables if id(v) not in d_ids]
+    optimizer = make_optimizer(str(opts.get("optimizer", "sgd")), base_lr)
+    d_optimizer = make_optimizer(str(opts.get("optimizer", "sgd")), base_lr * d_mult)
+    optimizer.build(f_vars)        # slots exist before tracing: one trace, not two
+    d_optimizer.build(d_vars)
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
     spec = tf.TensorSpec((None, xs.shape[1]), tf.float32)
 
@@ -207,6 +220,7 @@ def train_dann(ctx: TrainContext, net: _Adaptation, xs: np.ndarray, ys: np.ndarr
     def step(x_s, y_s, x_t, lam, lr):
         net.grl.hp_lambda.assign(lam)
         optimizer.learning_rate.assign(lr)
+        d_optimizer.learning_rate.assign(lr * d_mult)
         with tf.GradientTape() as tape:
             probs, d_s = model(x_s, training=True)
             _, d_t = model(x_t, training=True)
@@ -215,8 +229,9 @@ def train_dann(ctx: TrainContext, net: _Adaptation, xs: np.ndarray, ys: np.ndarr
             domains = tf.concat([tf.zeros_like(d_s), tf.ones_like(d_t)], 0)
             domain_loss = bce(domains, logits)
             loss = class_loss + domain_loss
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        grads = tape.gradient(loss, f_vars + d_vars)
+        optimizer.apply_gradients(zip(grads[:len(f_vars)], f_vars))
+        d_optimizer.apply_gradients(zip(grads[len(f_vars):], d_vars))
         acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(probs, 1, output_type=tf.int32), y_s), tf.float32))
         d_acc = tf.reduce_mean(tf.cast(tf.equal(tf.cast(logits > 0, tf.float32), domains), tf.float32))
         return tf.stack([class_loss, domain_loss, acc, d_acc])
@@ -235,7 +250,7 @@ def train_dann(ctx: TrainContext, net: _Adaptation, xs: np.ndarray, ys: np.ndarr
         for b in range(steps):
             progress = done / total
             lam = grl_lambda(progress, scale=lam_max) if adversarial else 0.0
-            lr = cfg.learning_rate / (1.0 + 10.0 * progress) ** 0.75 if anneal else cfg.learning_rate
+            lr = base_lr / (1.0 + 10.0 * progress) ** 0.75 if anneal else base_lr
             if len(xt_order) < batch:
                 xt_order = np.concatenate([xt_order, rng.permutation(len(xt))])
             t_idx, xt_order = xt_order[:batch], xt_order[batch:]
@@ -244,14 +259,14 @@ def train_dann(ctx: TrainContext, net: _Adaptation, xs: np.ndarray, ys: np.ndarr
             sums += values
             n += 1
             done += 1
-            if log:
-                if log.batch(b + 1, values[0] + values[1], values[2]):
-                    break
-            elif ctx.stop.is_set():
+            stop = log.batch(b + 1, values[0] + values[1], values[2]) if log else ctx.stop.is_set()
+            if stop:
                 break
         stats = _epoch_metrics(infer, sums / max(n, 1), xs, xt, yt, val, grl_lambda(done / total, scale=lam_max)
                                if adversarial else 0.0)
-        if log:
+        if log and n < steps:
+            log.stopped_mid_epoch()
+        elif log:
             log.epoch(**stats)
         if ctx.stop.is_set():
             break

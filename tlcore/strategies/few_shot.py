@@ -5,8 +5,9 @@ L2-normalised. A class's prototype is the normalised mean of its training embedd
 class whose prototype is most similar (cosine). With ``options["projection"]`` the projection is trained
 episodically, as in prototypical networks (Snell et al., 2017).
 
-The saved ``model.keras`` is an ordinary classifier: raw pixels → trunk → [projection] → UnitNormalization
-("l2norm") → Dense without bias whose kernel is the prototype matrix ("prototypes": cosine similarities) →
+The saved ``model.keras`` is an ordinary classifier: raw pixels → trunk → [projection] → minus the training
+mean ("centre", SimpleShot's CL2N; ``options["centre"]``, default on) → UnitNormalization ("l2norm") → Dense
+without bias whose kernel is the prototype matrix ("prototypes": cosine similarities) →
 Rescaling(1/temperature) → Softmax. ``prototypes.npz`` keeps the class means and counts, ``embedding.keras``
 the embedding part. :func:`add_class` adds (or extends) a class from 1-5 images without retraining, and
 :func:`episodes` measures N-way K-shot accuracy.
@@ -70,9 +71,12 @@ def episodes(embeddings: np.ndarray, labels: np.ndarray, n_way: int = 5, k_shot:
     return float(accs.mean()), float(ci95)
 
 
-def prototype_head(pooled, prototypes: np.ndarray, temperature: float, projection: layers.Layer | None = None):
-    """pooled → [projection] → l2norm → cosine similarity to each prototype → softmax(similarity / T)."""
+def prototype_head(pooled, prototypes: np.ndarray, temperature: float, projection: layers.Layer | None = None,
+                   centre: np.ndarray | None = None):
+    """pooled → [projection] → [− centre] → l2norm → cosine similarity to each prototype → softmax(similarity / T)."""
     x = projection(pooled) if projection is not None else pooled
+    if centre is not None:
+        x = layers.Rescaling(1.0, offset=(-np.asarray(centre, "float32")).tolist(), name="centre")(x)
     return prototype_head_on(layers.UnitNormalization(name="l2norm")(x), prototypes, temperature)
 
 
@@ -98,7 +102,10 @@ class FewShot:
             projection = train_projection(ctx, feats, labels)
         else:
             ctx.total_epochs = 1
-        emb = {s: embed(x, projection) for s, x in feats.items()}
+        centre = None
+        if opts.get("centre", True):   # SimpleShot's CL2N: subtract the training mean before normalising
+            centre = project(feats["train"], projection).mean(0)
+        emb = {s: embed(x, projection, centre) for s, x in feats.items()}
         means, counts = class_means(emb["train"], labels["train"], len(ctx.classes))
         empty = [c for c, n in zip(ctx.classes, counts) if n == 0]
         if empty:
@@ -109,7 +116,7 @@ class FewShot:
         if projection is None:
             log = LoopReporter(ctx, "prototypes", 1, 1)
             log.epoch(**_proto_metrics(emb, labels, means, temperature))
-        model = keras.Model(trunk.inputs, prototype_head(trunk.outputs[0], means, temperature, projection),
+        model = keras.Model(trunk.inputs, prototype_head(trunk.outputs[0], means, temperature, projection, centre),
                             name="prototype_classifier")
         return TrainResult(model, ctx.classes, extra={
             "means": means, "counts": counts, "temperature": temperature, "embeddings": emb, "labels": labels})
@@ -134,11 +141,16 @@ class FewShot:
         return evaluation
 
 
-def embed(features: np.ndarray, projection: layers.Layer | None = None) -> np.ndarray:
-    """Unit embeddings of cached pooled features."""
+def project(features: np.ndarray, projection: layers.Layer | None = None) -> np.ndarray:
     if projection is not None and len(features):
-        features = projection(tf.convert_to_tensor(features)).numpy()
-    return unit(features)
+        return projection(tf.convert_to_tensor(features)).numpy()
+    return np.asarray(features, "float32")
+
+
+def embed(features: np.ndarray, projection: layers.Layer | None = None, centre: np.ndarray | None = None) -> np.ndarray:
+    """Unit embeddings of cached pooled features, exactly as the model computes them."""
+    x = project(features, projection)
+    return unit(x - centre if centre is not None else x)
 
 
 def _proto_metrics(emb: dict, labels: dict, means: np.ndarray, temperature: float) -> dict:
@@ -234,7 +246,11 @@ def train_projection(ctx: TrainContext, feats: dict, labels: dict) -> layers.Lay
             accs.append(float(acc))
             if log.batch(b + 1, losses[-1], accs[-1]):
                 break
-        emb = {s: embed(f, projection) for s, f in feats.items() if s in ("train", "val")}
+        if len(losses) < steps:
+            log.stopped_mid_epoch()
+            break
+        centre = project(x, projection).mean(0) if opts.get("centre", True) else None
+        emb = {s: embed(f, projection, centre) for s, f in feats.items() if s in ("train", "val")}
         means, _ = class_means(emb["train"], y, len(ctx.classes))
         metrics = _proto_metrics(emb, labels, means, temperature)
         log.epoch(loss=float(np.mean(losses)), accuracy=float(np.mean(accs)),

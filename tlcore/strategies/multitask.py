@@ -238,7 +238,8 @@ def predict_tasks(run_dir: str | Path, images: Any, top_k: int = 3) -> list[dict
     items = _as_list(images)
     batch = prepare_arrays([to_rgb_array(img, _name_of(img, i)) for i, img in enumerate(items)],
                            model_image_size(model))
-    out = {k: v.numpy() for k, v in model(tf.convert_to_tensor(batch), training=False).items()}
+    chunks = [model(tf.convert_to_tensor(batch[i:i + 32]), training=False) for i in range(0, len(batch), 32)]
+    out = {k: np.concatenate([c[k].numpy() for c in chunks]) for k in (chunks[0] if chunks else {})}
     keys = output_keys(list(tasks))
     answers = []
     for row in range(len(batch)):

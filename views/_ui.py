@@ -5,6 +5,7 @@ No TensorFlow here (and nothing that imports it at module level): the home page 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from contextlib import contextmanager
@@ -18,8 +19,8 @@ from tlcore.errors import TLError
 log = logging.getLogger("tlstudio.ui")
 
 PAGES = {
-    "home": "pages/home.py", "data": "pages/data.py", "model": "pages/model.py", "train": "pages/train.py",
-    "evaluate": "pages/evaluate.py", "predict": "pages/predict.py", "export": "pages/export.py",
+    "home": "views/home.py", "data": "views/data.py", "model": "views/model.py", "train": "views/train.py",
+    "evaluate": "views/evaluate.py", "predict": "views/predict.py", "export": "views/export.py",
 }
 STEP_TITLES = {"data": "1 · Data", "model": "2 · Model", "train": "3 · Train", "evaluate": "4 · Evaluate",
                "predict": "5 · Predict", "export": "6 · Export"}
@@ -71,6 +72,13 @@ def _login() -> tuple[bool, str | None]:
     except Exception:  # noqa: BLE001 - no auth configured, or an old client
         return False, None
     if "is_logged_in" not in info:
+        # Behind a sign-in proxy the operator may map a header to "email" (server.trustedUserHeaders).
+        try:
+            headers = st.get_option("server.trustedUserHeaders")
+        except Exception:  # noqa: BLE001
+            headers = None
+        if isinstance(headers, dict) and "email" in headers.values() and info.get("email"):
+            return True, str(info["email"])
         return False, None
     return True, (info.get("email") if info.get("is_logged_in") else None)
 
@@ -107,9 +115,12 @@ def url_params(run_id: str | None = "current") -> dict:
 
 def sync_url() -> None:
     """Write ``u`` and ``run`` back into the URL (navigation clears them), so a refresh keeps both."""
-    for key, value in url_params().items():
+    params = url_params()
+    for key, value in params.items():
         if st.query_params.get(key) != value:
             st.query_params[key] = value
+    if "run" in st.query_params and "run" not in params:
+        del st.query_params["run"]                 # a run this person may not see (or that no longer exists)
 
 
 def current_run_id() -> str | None:
@@ -192,7 +203,7 @@ _STOP_WAITING = threading.Event()
 
 def start_background_work() -> None:
     """Once per server process: mark lost runs as interrupted, warm TensorFlow, and apply retention."""
-    if _STARTED.is_set():
+    if _STARTED.is_set() or os.environ.get("TLS_WARM_TF", "1") == "0":
         return
     _STARTED.set()
 
@@ -220,8 +231,7 @@ def status_strip() -> None:
     runs = store().list(owner=me, include_shared=False)
     trained = any(r.state.value == "done" for r in runs)
     done = {"data": dataset is not None, "model": bool(d.get("model")), "train": trained,
-            "evaluate": bool(d.get("visited_evaluate")) and trained, "predict": bool(d.get("visited_predict")) and trained,
-            "export": bool(d.get("visited_export")) and trained}
+            **{step: bool(d.get(f"visited_{step}")) and trained for step in ("evaluate", "predict", "export")}}
     next_step = next((k for k in STEP_TITLES if not done[k]), None)
     with st.sidebar:
         st.markdown("**Your progress**")

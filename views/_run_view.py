@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _charts, _ui
+from views import _charts, _ui
 from tlcore.errors import TLError
 from tlcore.progress import duration_text, status_line, summarize
 
@@ -63,8 +63,9 @@ def render(run_id: str) -> bool:
                 st.toast("Stopping…")
     if state == "done":
         acc = record.metrics.get("accuracy")
-        st.success("Training finished." + (f" Accuracy on the test images: **{acc:.1%}**." if acc is not None else
-                                           " There were no test images to measure accuracy on."), icon=":material/check_circle:")
+        outcome = (f" Accuracy on the test images: **{acc:.1%}**." if acc is not None else
+                   " There were no test images to measure accuracy on.")
+        st.success("Training finished." + outcome, icon=":material/check_circle:")
         _ui.link("evaluate", "Next: evaluate the model", icon=":material/arrow_forward:")
     elif state == "failed":
         _ui.show_error(record.error or progress.message or "The run failed.")
@@ -72,7 +73,8 @@ def render(run_id: str) -> bool:
         st.info(_ui.esc(record.error or progress.message or "You stopped this run.")
                 + (" The model trained so far was kept." if record.metrics else ""), icon=":material/stop_circle:")
     elif state == "interrupted":
-        st.warning(_ui.esc(record.error or "The server stopped while this run was in progress."), icon=":material/warning:")
+        st.warning(_ui.esc(record.error or "The server stopped while this run was in progress."),
+                   icon=":material/warning:")
     if state in ("failed", "stopped", "interrupted") and mine:
         if st.button("Restart with the same settings", key="restart_button",
                      help="Starts a new run with exactly these settings; this one stays in your list."):

@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 COLOURS = {"train": "#4C78A8", "validation": "#F58518", "test": "#54A24B", "frozen": "#B0B7C3",
            "trainable": "#E45756", "partly trainable": "#F2A65A"}
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D"]
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.12, x=0),
+_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10),
+               legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, traceorder="normal"),
                font=dict(size=13), hoverlabel=dict(namelength=-1))
 
 
@@ -49,7 +50,8 @@ def training_curves(epochs: list[dict], fine_tune_start: float | None, total_epo
     layout["yaxis2"]["range"] = [0, 1.02]
     data = []
     for axis, metric in (("", "loss"), ("2", "accuracy")):
-        for prefix, name, dash, colour in (("", "training", "solid", "#4C78A8"), ("val_", "validation", "dash", "#F58518")):
+        for prefix, name, dash, colour in (("", "training", "solid", "#4C78A8"),
+                                           ("val_", "validation", "dash", "#F58518")):
             y = [e.get(prefix + metric) for e in epochs]
             if any(v is not None for v in y):
                 data.append(dict(type="scatter", mode="lines+markers", x=x, y=y, name=f"{name} {metric}",
@@ -105,7 +107,8 @@ def embedding(points: list[dict]) -> go.Figure:
             name = t(label if label != "None" else "no label") + (f" ({domain})" if len(domains) > 1 else "")
             fig.add_scatter(x=[p["x"] for p in chosen], y=[p["y"] for p in chosen], mode="markers", name=name,
                             marker=dict(symbol=symbols[domain], size=8, opacity=0.8),
-                            text=[t(p.get("name", "")) for p in chosen], hovertemplate="%{text}<extra>" + name + "</extra>")
+                            text=[t(p.get("name", "")) for p in chosen],
+                            hovertemplate="%{text}<extra>" + name + "</extra>")
     fig.update_layout(title="Each dot is one image; nearby dots look alike to the backbone", height=460,
                       xaxis=dict(showticklabels=False, title=""), yaxis=dict(showticklabels=False, title=""), **_LAYOUT)
     return fig

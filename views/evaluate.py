@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages import _charts, _ui
+from views import _charts, _ui
+from views._eval_extras import strategy_results
 from tlcore import results
 
 st.title("4 · Evaluate")
@@ -62,6 +63,7 @@ if record is not None:
             st.plotly_chart(_charts.confusion(ev["confusion_matrix"], ev["classes"]), key="confusion_chart",
                             width="stretch")
 
+        strategy_results(ev)
         wrong = ev.get("misclassified") or []
         st.subheader(f"Mistakes ({ev.get('misclassified_count', len(wrong))})")
         if not wrong:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _run_view, _ui
-from pages._strategy_inputs import strategy_inputs
+from views import _run_view, _ui
+from views._strategy_inputs import strategy_inputs
 from tlcore import workspace as ws
 from tlcore.progress import duration_text
 
@@ -30,10 +30,10 @@ if dataset is None:
     st.info("Choose or import a dataset first.", icon=":material/arrow_back:")
     _ui.link("data", "Go to 1 · Data", icon=":material/photo_library:")
 else:
-    model = draft.get("model") or {}
+    weights = (draft.get("model") or {}).get("weights", "imagenet")
+    weights = {"none": "random", "imagenet": "ImageNet"}.get(weights, "your file")
     st.text(f"Dataset: {dataset.name} ({dataset.n_images} images, {dataset.n_classes} classes) · "
-            f"Model: {draft.get('model_title') or 'MobileNet α=0.25 (default)'} · "
-            f"Weights: {'random' if model.get('weights') == 'none' else 'ImageNet' if model.get('weights', 'imagenet') == 'imagenet' else 'your file'}")
+            f"Model: {draft.get('model_title') or 'MobileNet α=0.25 (default)'} · Weights: {weights}")
 
     st.subheader("Strategy")
     names = list(STRATEGIES)
@@ -90,13 +90,15 @@ else:
                                               "early_stopping", "seed")}
     train.update(strategy=strategy, augment={**(saved.get("augment") or {}), "enabled": st.session_state["augment"]},
                  **extra)
+    if any((draft.get("train") or {}).get(k) != v for k, v in train.items()):
+        draft = _ui.save_draft(train=train)          # a refresh keeps the settings even before Start
     active = [r for r in _ui.store().list(owner=me, include_shared=False) if not r.state.finished]
     if active:
         st.caption("A run of yours is waiting or training; stop it or let it finish before starting another.")
-    if st.button("Start training", key="start_button", type="primary", disabled=bool(active) or (strategy == "domain_adaptation" and not extra["target_data"]),
+    blocked = bool(active) or (strategy == "domain_adaptation" and not extra["target_data"])
+    if st.button("Start training", key="start_button", type="primary", disabled=blocked,
                  help="Queues the run. It trains in the background: you may switch pages or close the tab."):
         with _ui.guarded("Starting the run"):
-            draft = _ui.save_draft(train=train)
             title = f"{STRATEGIES[strategy].title} · {draft.get('model_title') or 'MobileNet α=0.25'}"
             config = ws.config_from_draft(draft, name=title)
             run_id = _ui.manager().submit(config, me)
@@ -108,13 +110,13 @@ st.subheader("Run")
 runs = _ui.store().list(owner=me)
 run_id = _ui.current_run_id()
 if not runs or run_id is None:
-    st.caption("No runs yet: press Start training.")
+    st.caption("No runs yet." + (" Press Start training above." if dataset is not None else ""))
 else:
     ids = [r.id for r in runs]
     if run_id not in ids:
         ids.insert(0, run_id)
-    labels = {r.id: f"{r.name} · {r.state.value} · {duration_text(r.duration) or 'not started'} · {r.id[-6:]}"
-              for r in runs}
+    labels = {r.id: f"{r.name} · {r.state.value}" + (f" · {duration_text(r.duration)}" if r.state.finished else "")
+              + f" · {r.id[-6:]}" for r in runs}
     st.session_state["run_select"] = run_id
     st.selectbox("Show run", ids, key="run_select", format_func=lambda i: labels.get(i, i),
                  on_change=lambda: _ui.set_current_run(st.session_state["run_select"]),

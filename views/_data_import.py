@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _ui
+from views import _ui
 from tlcore import workspace as ws
 from tlcore.errors import TLError
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _ui
+from views import _ui
 from tlcore import workspace as ws
 
-st.title("🧠 Transfer Learning Studio")
+st.title("Transfer Learning Studio")
 st.markdown(
     "**Transfer learning** reuses a network that has already learned to see from millions of photos "
     "(ImageNet) and teaches it your own classes. The pretrained part, the *backbone*, keeps what it knows about "

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import _ui
+from views import _ui
 from tlcore import results
 
 st.title("6 · Export")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _ui
+from views import _ui
 from tlcore import workspace as ws
 
 

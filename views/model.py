@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages import _charts, _ui
+from views import _charts, _ui
 from tlcore import workspace as ws
 
 st.title("2 · Model")
@@ -72,14 +72,14 @@ with left:
                              "a strong all-rounder. ResNet50 and VGG16 are classics but slow without a GPU.")
     spec = get_spec(name)
     sizes = sorted({s for s in (96, 128, 160, 192, 224, 240, 260, 299, 300, spec.default_size) if s >= spec.min_size})
-    _ui.init("image_size", saved["image_size"] if saved["image_size"] in sizes else None)
-    if st.session_state["image_size"] not in [None] + sizes:
-        st.session_state["image_size"] = None
-    size = st.selectbox("Image size (pixels)", [None] + sizes, key="image_size",
-                        format_func=lambda s: f"backbone default ({spec.default_size}×{spec.default_size})" if s is None
+    _ui.init("image_size", saved["image_size"] if saved["image_size"] in sizes else 0)
+    if st.session_state["image_size"] not in [0] + sizes:
+        st.session_state["image_size"] = 0
+    size = st.selectbox("Image size (pixels)", [0] + sizes, key="image_size",
+                        format_func=lambda s: f"backbone default ({spec.default_size}×{spec.default_size})" if not s
                         else f"{s}×{s}",
                         help="Images are resized to this square size. Smaller is faster; the default matches the "
-                             "pretrained weights best.")
+                             "pretrained weights best.") or None
 with right:
     current_source = "file" if saved["weights"] not in ("imagenet", "none") else saved["weights"]
     _ui.init("weights_source", current_source)
@@ -161,7 +161,8 @@ cols[2].slider("Dropout", 0.0, 0.8, step=0.05, key="head_dropout", disabled=not 
                help="While training, randomly switches off this share of the head's units so it cannot memorise.")
 st.info("**About BatchNorm.** Batch-normalisation layers keep running statistics of the images they saw in "
         "pretraining. The studio always keeps them frozen and in inference mode, even in unfrozen blocks, as the "
-        "Keras guide recommends: updating them on a small dataset would wreck what the backbone learned.", icon=":material/lightbulb:")
+        "Keras guide recommends: updating them on a small dataset would wreck what the backbone learned.",
+        icon=":material/lightbulb:")
 
 model = {"backbone": name, "backbone_file": backbone_file, "weights": "none" if backbone_file else weights,
          "image_size": size, "freeze": {"mode": st.session_state.get("freeze_mode", "all_but_top"), "n": int(n),

@@ -1,0 +1,123 @@
+"""Data page: zip upload, the bad-file report, a random-bytes zip, classes by hand, server folders, escaping."""
+from __future__ import annotations
+
+import os
+
+from _apptools import XSS, assert_no_raw_html, class_zip, new_app, no_crash, png_bytes, texts
+
+from tlcore import workspace as ws
+
+
+def data_page(query: dict | None = None):
+    at = new_app(query).run()
+    at.switch_page("views/data.py").run()
+    no_crash(at)
+    return at
+
+
+def test_empty_data_page_explains_what_to_do(monkeypatch):
+    monkeypatch.delenv("TLS_DATA_ROOT", raising=False)
+    at = data_page()
+    assert any("no datasets yet" in i.value for i in at.info)
+    assert at.file_uploader(key="zip_upload") is not None
+    assert {s.key for s in at.slider} >= {"val_split", "test_split"}
+    assert any("TLS_DATA_ROOT" in i.value for i in at.info)   # server import is off here
+    assert any("Your progress" in m.value for m in at.sidebar.markdown)   # the status strip, also on a second run
+
+
+def test_zip_upload_shows_counts_report_and_escapes_class_names():
+    data = class_zip({"cat": (200, 30, 30), XSS: (30, 30, 200)}, extra={"dog/notes.txt": b"not an image",
+                                                                       "dog/broken.png": b"\x89PNG broken"})
+    at = data_page()
+    at.file_uploader(key="zip_upload").set_value(("my pets.zip", data, "application/zip")).run()
+    no_crash(at)
+    assert not at.error
+    at.run()
+    assert any("Imported" in i.value for i in at.info) or at.session_state["zip_imported"]
+    owner = at.session_state["owner"]
+    [info] = ws.list_datasets(owner)
+    assert info.n_classes == 2 and info.n_images == 16
+    # Counts table, chart and bad-file report.
+    frames = [d.value for d in at.dataframe]
+    counts = next(f for f in frames if "validation" in f.columns)
+    assert set(counts["class"]) == {"cat", XSS} and counts["total"].sum() == 16
+    report = next(f for f in frames if "reason" in f.columns)
+    assert set(report["file"]) == {"dog/notes.txt", "dog/broken.png"}
+    assert any("could not be used" in w.value for w in at.warning)
+    # The HTML class name is shown as text, never as markup.
+    assert XSS in [t.value for t in at.text] or any(XSS in t.value for t in at.text)
+    assert_no_raw_html(texts(at))
+    # A refresh (new session, same URL) still has the dataset selected.
+    again = data_page({"u": at.query_params["u"]})
+    assert again.selectbox(key="dataset_select").value == info.id
+
+
+def test_random_bytes_zip_is_a_plain_error():
+    at = data_page()
+    at.file_uploader(key="zip_upload").set_value(("holiday.zip", os.urandom(5000), "application/zip")).run()
+    no_crash(at)
+    assert len(at.error) == 1
+    assert "not a valid zip file" in at.error[0].value and "Traceback" not in at.error[0].value
+    at.run()                                   # the message stays while that file is in the uploader
+    assert len(at.error) == 1
+    assert ws.list_datasets(at.session_state["owner"]) == []
+
+
+def test_classes_built_by_hand():
+    at = data_page()
+    at.text_input(key="class_name_0").set_value("ripe")
+    at.text_input(key="class_name_1").set_value("unripe")
+    at.file_uploader(key="class_files_0").set_value([(f"r{i}.png", png_bytes((200, 0, 0), seed=i), "image/png")
+                                                     for i in range(5)])
+    at.file_uploader(key="class_files_1").set_value([(f"u{i}.png", png_bytes((0, 200, 0), seed=i), "image/png")
+                                                     for i in range(5)])
+    at.run()
+    at.button(key="add_class").click().run()
+    assert at.text_input(key="class_name_2") is not None
+    at.button(key="create_from_classes").click().run()
+    no_crash(at)
+    assert not at.error
+    [info] = ws.list_datasets(at.session_state["owner"])
+    assert info.n_classes == 2 and info.n_images == 10
+
+
+def test_server_folder_inside_root_imports_and_outside_is_refused(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    for name, rgb in (("red", (220, 20, 20)), ("blue", (20, 20, 220))):
+        folder = root / "colours" / name
+        folder.mkdir(parents=True)
+        for i in range(6):
+            (folder / f"{i}.png").write_bytes(png_bytes(rgb, seed=i))
+    (tmp_path / "secret").mkdir()
+    (root / "link").symlink_to(tmp_path / "secret", target_is_directory=True)
+    monkeypatch.setenv("TLS_DATA_ROOT", str(root))
+    at = data_page()
+    assert "colours" in at.selectbox(key="server_folder_pick").options
+    for bad in ("../secret", "link", str(tmp_path / "secret")):
+        at.text_input(key="server_folder").set_value(bad).run()
+        at.button(key="server_import_button").click().run()
+        no_crash(at)
+        assert any("outside the data folder" in e.value for e in at.error), bad
+    assert ws.list_datasets(at.session_state["owner"]) == []
+    at.text_input(key="server_folder").set_value("colours").run()
+    at.button(key="server_import_button").click().run()
+    no_crash(at)
+    [info] = ws.list_datasets(at.session_state["owner"])
+    assert info.n_classes == 2 and info.kind == "server"
+
+
+def test_other_owners_do_not_see_my_datasets_unless_shared():
+    mine = data_page()
+    mine.file_uploader(key="zip_upload").set_value(("a.zip", class_zip({"x": (9, 9, 9), "y": (200, 200, 200)}),
+                                                    "application/zip")).run()
+    owner = mine.session_state["owner"]
+    [info] = ws.list_datasets(owner)
+    other = data_page()
+    assert other.session_state["owner"] != owner
+    assert ws.list_datasets(other.session_state["owner"]) == []
+    assert any("no datasets yet" in i.value for i in other.info)
+    mine.run()
+    mine.toggle(key="share_dataset").set_value(True).run()
+    no_crash(mine)
+    other = data_page({"u": other.query_params["u"]})
+    assert other.selectbox(key="dataset_select").value == info.id

@@ -1,0 +1,140 @@
+"""Step 1 · Data: import images, choose the dataset to train on, and look at it before training."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from views import _charts, _ui
+from views._data_import import import_panel
+from tlcore import workspace as ws
+
+st.title("1 · Data")
+st.caption("Your images, one class per folder. The studio checks every file, skips what it cannot use and tells "
+           "you why, and splits the images into training, validation and test sets.")
+_ui.flash()
+me = st.session_state["owner"]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def summary(owner: str, dataset_id: str) -> dict:
+    return ws.dataset_summary(ws.load_dataset(owner, dataset_id))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def thumbs(owner: str, dataset_id: str) -> dict:
+    return ws.thumbnails(ws.load_dataset(owner, dataset_id), per_class=6, size=96)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def augmented(owner: str, dataset_id: str, label: str, augment: tuple, seed: int) -> list:
+    from tlcore.preview import augment_preview
+
+    dataset = ws.load_dataset(owner, dataset_id)
+    sample = next(s for s in dataset.samples if s.label == label)
+    return augment_preview(sample.path, n=8, augment=dict(augment), seed=seed, name=sample.name)
+
+
+datasets = ws.list_datasets(me)
+current = _ui.current_dataset()
+with st.container(border=True):
+    st.subheader("Your datasets")
+    if not datasets:
+        st.info("You have no datasets yet: import some images below, or try the sample from the Home page.")
+    else:
+        ids = [d.id for d in datasets]
+        index = ids.index(current.id) if current is not None and current.id in ids else 0
+        chosen = st.selectbox("Dataset to train on", ids, index=index, key="dataset_select",
+                              format_func=lambda i: _ui.dataset_label(datasets[ids.index(i)], me),
+                              help="The dataset the next training run uses. Your imports stay here until you "
+                                   "delete them.")
+        if current is None or chosen != current.id:
+            _ui.save_draft(dataset_id=chosen)
+            current = _ui.current_dataset()
+
+with st.expander("Import images", expanded=not datasets):
+    import_panel()
+
+
+def show(current: ws.DatasetInfo, info: dict) -> None:
+    """The chosen dataset: counts, report, warnings, thumbnails, augmentation preview, share / delete."""
+    st.subheader("The dataset")
+    st.text(f"{current.name}: {info['n_images']} images in {len(info['classes'])} classes")
+    for warning in info["warnings"]:
+        st.warning(_ui.esc(warning), icon=":material/warning:")
+    if info["skipped"]:
+        st.warning(f"{len(info['skipped'])} files could not be used and were skipped; the report below says why.",
+                   icon=":material/folder_off:")
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(_charts.class_counts(info["rows"]), key="class_counts_chart", width="stretch")
+    with right:
+        table = pd.DataFrame(info["rows"], columns=["class", "train", "validation", "test", "total"])
+        st.dataframe(table, hide_index=True, width="stretch", key="class_counts_table")
+        if info["tasks"]:
+            st.caption("Extra label columns (for multi-task training): " + _ui.esc(", ".join(info["tasks"])))
+
+    with st.expander(f"Bad-file report ({len(info['skipped'])} skipped)", expanded=bool(info["skipped"])):
+        if info["skipped"]:
+            st.dataframe(pd.DataFrame(info["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch",
+                         key="bad_files_table")
+        else:
+            st.write("Every file could be used.")
+
+    st.subheader("A few images of each class")
+    ok, pictures = _ui.call("Showing the images", thumbs, me, current.id)
+    if ok:
+        for label, items in list(pictures.items())[:30]:
+            st.text(f"{label}  ({next((r['total'] for r in info['rows'] if r['class'] == label), 0)} images)")
+            if items:
+                st.image([a for _, a in items], caption=[_ui.esc(Path(n).name[:28]) for n, _ in items], width=96)
+        if len(pictures) > 30:
+            st.caption(f"…and {len(pictures) - 30} more classes.")
+
+    st.subheader("Augmentation preview")
+    st.caption("Augmentation shows the model slightly changed copies of each training image (flipped, rotated, "
+               "zoomed, brighter or darker), so it learns what matters rather than memorising photos. Here is one "
+               "image as training would see it on 8 different epochs.")
+    cols = st.columns([2, 1, 1])
+    label = cols[0].selectbox("Image from class", info["classes"], key="augment_class",
+                              help="Which class to take the example image from.")
+    seed = cols[1].number_input("Variation", 0, 999, 0, key="augment_seed",
+                                help="Change it to see other random versions of the same image.")
+    augment = (_ui.draft().get("train") or {}).get("augment") or {}
+    augment_key = tuple(sorted((k, v) for k, v in augment.items() if k != "enabled"))
+    if cols[2].button("Show augmentation preview", key="augment_preview_button",
+                      help="Takes a few seconds the first time: it loads the augmentation layers."):
+        st.session_state["augment_shown"] = (current.id, label, seed)
+    if st.session_state.get("augment_shown") == (current.id, label, seed):
+        with st.spinner("Augmenting…"):
+            ok, images = _ui.call("The augmentation preview", augmented, me, current.id, label, augment_key, int(seed))
+        if ok:
+            for col, image in zip(st.columns(len(images)), images):
+                col.image(image, width="stretch")
+
+    if current.owner == me:
+        with st.expander("Share or delete this dataset"):
+            shared = st.toggle("Share with everyone on this server", value=current.shared, key="share_dataset",
+                               help="For teachers: students see a shared dataset in their list and can train on it. "
+                                    "Only you can change or delete it.")
+            if shared != current.shared:
+                with _ui.guarded("Sharing the dataset"):
+                    ws.set_dataset_shared(me, current.id, shared)
+                    st.rerun()
+            if st.button("Delete this dataset", key="delete_dataset",
+                         help="Removes the imported images from the server. Finished runs keep their models."):
+                with _ui.guarded("Deleting the dataset"):
+                    ws.delete_dataset(me, current.id)
+                    _ui.save_draft(dataset_id=None)
+                    st.cache_data.clear()
+                    st.rerun()
+
+
+if current is not None:
+    ok, info = _ui.call("Reading the dataset", summary, me, current.id)
+    if ok:
+        show(current, info)
+
+_ui.link("model", "Next: choose a model", icon=":material/arrow_forward:")
