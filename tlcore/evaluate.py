@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support, top_k_accuracy_score
 
 from .errors import DataError, RunError
-from .predict import (load_labels, load_run_config, load_run_model, model_call, model_image_size,
+from .predict import (load_labels, main_task_model, load_run_config, load_run_model, model_call, model_image_size,
                       run_dataset)
 from .runs import atomic_write
 from .tf_env import keras
@@ -106,7 +106,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, top_k: int
         dataset = load_data(data, dest, val_split=0.0, test_split=0.0)
         split = "test" if dataset.split("test") else None
     check_classes(dataset.classes, classes)
-    model = load_run_model(run_dir)
+    model = main_task_model(load_run_model(run_dir), run_dir)
     image_size = model_image_size(model, config)
     result = evaluate_model(model, dataset, classes, image_size, split=split, batch_size=config.batch_size, top_k=top_k)
     result["data"] = str(data) if data is not None else "run"

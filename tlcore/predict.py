@@ -57,6 +57,17 @@ def load_run_model(run_dir: str | Path) -> keras.Model:
                        "it is damaged, so train the run again.") from exc
 
 
+def main_task_model(model: keras.Model, run_dir: str | Path) -> keras.Model:
+    """A multi-task model (dict of outputs) narrowed to its main task, whose classes ``labels.json`` holds."""
+    if not isinstance(model.output, dict):
+        return model
+    from .strategies.multitask import load_tasks, output_keys
+
+    tasks = list(load_tasks(run_dir))
+    key = output_keys(tasks)[tasks[0]]
+    return keras.Model(model.inputs, model.output[key], name="main_task")
+
+
 def load_labels(run_dir: str | Path) -> list[str]:
     """The class names (``labels.json``), in the order of the model's outputs."""
     path = _run_folder(run_dir) / "labels.json"
@@ -181,7 +192,7 @@ class Predictor:
     @classmethod
     def from_run(cls, run_dir: str | Path) -> "Predictor":
         """Load the model, labels and input size of a finished run."""
-        model = load_run_model(run_dir)
+        model = main_task_model(load_run_model(run_dir), run_dir)
         classes = load_labels(run_dir)
         try:
             config = load_run_config(run_dir)

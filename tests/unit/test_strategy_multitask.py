@@ -165,3 +165,17 @@ def test_birds5_species_and_derived_attribute(birds5, imagenet_mobilenet, tmp_pa
     print("birds5 multitask:", evaluation["task_accuracy"])
     assert evaluation["task_accuracy"]["species"] >= 0.8
     assert evaluation["task_accuracy"]["passerine"] >= 0.8
+
+
+def test_predictor_and_evaluate_use_the_main_task_of_a_multitask_run(two_task_run):
+    """The generic Predictor / evaluate_run narrow a multi-task model to its main task (labels.json)."""
+    from tlcore.evaluate import evaluate_run
+    from tlcore.predict import Predictor, load_labels
+
+    run_dir = two_task_run[3]
+    predictor = Predictor.from_run(run_dir)
+    assert predictor.classes == load_labels(run_dir)
+    image = next(p for p in sorted(run_dir.parent.parent.parent.rglob("*")) if p.suffix in (".png", ".jpg"))
+    top = predictor.predict([str(image)], top_k=2)[0]
+    assert len(top) == 2 and top[0][0] in predictor.classes
+    assert "accuracy" in evaluate_run(run_dir)

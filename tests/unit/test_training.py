@@ -140,3 +140,20 @@ def test_bad_data_fails_the_run_with_the_data_error(manager, tmp_path):
     run_id = manager.submit(tiny_config(tmp_path), owner="t")
     assert manager.wait(run_id, 120) == RunState.FAILED
     assert "class" in manager.store.get(run_id).error.lower()
+
+
+def test_feature_cache_with_augmentation_caches_augmented_copies(manager, colour_folder):
+    config = tiny_config(colour_folder, backbone="vgg16", epochs=2,
+                         augment={"enabled": True, "cache_copies": 2, "rotation": 0.1, "flip": True})
+    run_id = manager.submit(config, owner="t")
+    assert manager.wait(run_id, 300) == RunState.DONE, manager.store.get(run_id).error
+    progress = [e for e in manager.store.read_events(run_id) if e["type"] == "progress"]
+    clean = [e for e in progress if e["split"] == "train+val"]
+    augmented = [e for e in progress if e["split"] == "train (augmented)"]
+    import json
+
+    report = json.loads((manager.store.run_dir(run_id) / "data_report.json").read_text())
+    n_train = sum(report["counts"]["train"].values())
+    assert n_train == 24
+    assert clean[-1]["done"] == clean[-1]["total"]
+    assert augmented[-1]["total"] == 2 * -(-n_train // config.batch_size)

@@ -63,6 +63,7 @@ class TrainContext:
         self.total_epochs = config.epochs
         self.epochs_done = 0
         self.warnings: list[str] = []
+        self._feature_fns: dict[int, tuple[Any, Any]] = {}
 
     def _image_size(self) -> int:
         if self.config.backbone_file:
@@ -124,26 +125,48 @@ class TrainContext:
                           metrics=kwargs.pop("metrics", ["accuracy"]), **kwargs)
 
     # -- features ---------------------------------------------------------------------------------------
+    def _feature_calls(self, model: keras.Model) -> tuple[Any, Any]:
+        """One traced function per model for clean and one for augmented passes (no retracing per split)."""
+        key = id(model)
+        if key not in self._feature_fns:
+            fm = feature_model(model)
+            spec = [tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.float32)]
+            self._feature_fns[key] = (tf.function(lambda x: fm(x, training=False), input_signature=spec),
+                                      tf.function(lambda x: fm(x, training=True), input_signature=spec))
+        return self._feature_fns[key]
+
     def extract_features(self, model: keras.Model, split: str, *, copies: int = 0,
                          dataset: Dataset | None = None) -> np.ndarray:
         """Pooled backbone features of ``split``, computed in one pass (plus ``copies`` augmented passes)."""
-        fm = feature_model(model)
-        call = tf.function(lambda x, training: fm(x, training=training), reduce_retracing=True)
-        paths = self.paths(split, dataset)
+        return self.features_of(model, self.paths(split, dataset), copies=copies, label=split)
+
+    def features_of(self, model: keras.Model, paths: list[str], *, copies: int = 0, label: str = "",
+                    clean_pass: bool = True) -> np.ndarray:
+        """Pooled features of image files: one clean pass, then ``copies`` augmented passes, in that order."""
+        clean, augmented = self._feature_calls(model)
         ds = image_dataset(paths, None, self.image_size, self.config.batch_size)
-        passes = [False] + [True] * copies
+        passes = [clean] * clean_pass + [augmented] * copies
         steps = -(-len(paths) // self.config.batch_size) * len(passes)
         chunks, done = [], 0
-        for augmented in passes:
+        for call in passes:
             for batch in ds:
                 if self.stop.is_set():
                     raise StopRequested()
-                chunks.append(call(batch, augmented).numpy())
+                chunks.append(call(batch).numpy())
                 done += 1
-                self.emit("progress", phase="features", split=split, done=done, total=steps)
+                self.emit("progress", phase="features", split=label, done=done, total=steps)
         if not chunks:
             return np.zeros((0, model.get_layer("pool").output.shape[-1]), dtype="float32")
         return np.concatenate(chunks).astype("float32")
+
+    def arrays(self, x: Any, y: Any, *, shuffle: bool = False, batch_size: int | None = None,
+               sample_weight: Any = None) -> tf.data.Dataset:
+        """Cached features as a tf.data pipeline: much less per-epoch overhead than fitting on NumPy arrays."""
+        parts = (x, y) if sample_weight is None else (x, y, sample_weight)
+        ds = tf.data.Dataset.from_tensor_slices(parts)
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=self.config.seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size or self.config.batch_size).prefetch(tf.data.AUTOTUNE)
 
     # -- fitting ----------------------------------------------------------------------------------------
     def callbacks(self, phase: str, steps: int | None, has_val: bool) -> tuple[EventCallback, list]:
@@ -178,15 +201,22 @@ class TrainContext:
         """Train only the head on cached features: the backbone runs once per image, not once per epoch."""
         aug = AugmentConfig(**self.config.augment)
         copies = aug.cache_copies if aug.enabled else 0
-        x_train = self.extract_features(model, "train", copies=copies)
+        train_paths, val_paths = self.paths("train"), self.paths("val")
+        # One clean pass over train + validation images together (one pipeline start), then augmented train copies.
+        clean = self.features_of(model, train_paths + val_paths, label="train+val")
+        n = len(train_paths)
+        extra = (self.features_of(model, train_paths, copies=copies, clean_pass=False, label="train (augmented)")
+                 if copies else None)
+        x_train = clean[:n] if extra is None else np.concatenate([clean[:n], extra])
         y_train = np.tile(self.labels("train"), copies + 1)
-        has_val = bool(self.dataset.split("val"))
-        val = (self.extract_features(model, "val"), self.labels("val")) if has_val else None
+        val = (clean[n:], self.labels("val")) if val_paths else None
         head = model.get_layer("head")
         self.compile(head, self.config.learning_rate)
         batch = min(self.config.batch_size, max(1, len(x_train)))
-        return self.fit(head, x_train, y_train, epochs=epochs, phase=phase, validation_data=val,
-                        batch_size=batch, shuffle=True, steps=-(-len(x_train) // batch))
+        train = self.arrays(x_train, y_train, shuffle=True, batch_size=batch)
+        val_ds = self.arrays(*val, batch_size=batch) if val is not None else None
+        return self.fit(head, train, epochs=epochs, phase=phase, validation_data=val_ds,
+                        steps=-(-len(x_train) // batch))
 
     def train_full(self, model: keras.Model, epochs: int, phase: str) -> dict:
         """Train the whole model end to end on streamed images (augmentation inside the model)."""
