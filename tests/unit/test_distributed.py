@@ -34,7 +34,7 @@ print(json.dumps(out))
 def test_mirrored_on_two_logical_cpus_matches_single_device(tmp_path):
     data = write_colour_images(tmp_path / "data", per_class=10)
     config = tmp_path / "run.json"
-    config.write_text(tiny_config(data, backbone="vgg16", epochs=4, seed=3,
+    config.write_text(tiny_config(data, backbone="vgg16", epochs=8, seed=3,
                                   head={"units": 16, "dropout": 0.0, "enabled": True}).to_json())
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "ws"), str(config)], capture_output=True,
                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -47,4 +47,5 @@ def test_mirrored_on_two_logical_cpus_matches_single_device(tmp_path):
     assert len(single["losses"]) == len(mirrored["losses"])
     # Same data, seed and epochs; the shuffled batch order differs under distribution, so the paths agree at the end.
     a, b = single["losses"][-1], mirrored["losses"][-1]
-    assert abs(a - b) < 0.05 * max(1.0, abs(a)), (single["losses"], mirrored["losses"])
+    assert abs(a - b) < 0.1 * max(1.0, abs(a)), (single["losses"], mirrored["losses"])
+    assert single["accuracy"] == mirrored["accuracy"], (single, mirrored)
