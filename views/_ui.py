@@ -139,10 +139,6 @@ def current_run_id() -> str | None:
 
 
 def set_current_run(run_id: str | None) -> None:
-    if run_id and visible_run(run_id) is None:
-        # Not a run id: e.g. the Train page's "Show run" label after the run's state changed (Streamlit 1.67 hands
-        # back an option label it no longer knows as the value), which would otherwise land in the address.
-        return
     st.session_state["run_id"] = run_id
     if run_id:
         st.query_params["run"] = run_id

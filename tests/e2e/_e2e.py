@@ -194,13 +194,6 @@ def set_number(page, key: str, value: int) -> None:
     settle(page)
 
 
-def slider_to_start(page, key: str, expected: str) -> None:
-    """Move a (select_)slider to its first value with the keyboard, as a user can, and wait for it to show."""
-    page.locator(f'.st-key-{key} input[type="range"]').press("Home")
-    page.locator(f'.st-key-{key} [data-testid="stSliderThumbValue"]').get_by_text(expected, exact=True).wait_for()
-    page.wait_for_function(SETTLED_JS)
-
-
 def choose_radio(page, key: str, label: str) -> None:
     option = page.locator(f".st-key-{key}").get_by_text(label, exact=True)
     option.click()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from _e2e import (assert_no_error_shown, button, heading, main, query, selectbox_value, set_number, slider_to_start,
+from _e2e import (assert_no_error_shown, button, choose_radio, heading, main, query, selectbox_value, set_number,
                   settle, shot, sidebar)
 
 from tlcore import workspace as ws
 from tlcore.runs import RunState, RunStore
 
-EPOCHS = 500          # the most the page allows: with batch size 4, minutes of head epochs, far longer than needed
+EPOCHS = 500          # the most the page allows: ~50 s of head epochs, far longer than the test needs before Stop
 
 
 def epoch_of(page) -> int:
@@ -41,7 +41,6 @@ def test_refresh_and_second_tab_reattach_then_stop(page, server):
     token = query(page)["u"]
     set_number(page, "epochs", EPOCHS)
     set_number(page, "early_stopping", 0)                       # nothing but Stop ends this run
-    slider_to_start(page, "batch_size", "4")                    # 21 steps per epoch instead of 6
     button(page, "start_button").click()
     page.get_by_test_id("stProgress").wait_for(timeout=120_000)
     run_id = query(page)["run"]
@@ -90,7 +89,5 @@ def test_refresh_and_second_tab_reattach_then_stop(page, server):
     record = store.get(run_id)
     assert record.state == RunState.STOPPED, record
     assert record.metrics.get("epochs", 0) < EPOCHS
-    config = store.config(run_id)
-    assert (config.epochs, config.batch_size, config.early_stopping) == (EPOCHS, 4, 0)   # what the page was set to
     # Exactly one run for this visitor: neither the refresh nor the second tab started another.
     assert [r.id for r in store.list(owner=ws.owner_id(token=token))] == [run_id]
