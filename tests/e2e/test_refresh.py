@@ -75,7 +75,7 @@ def test_refresh_and_second_tab_reattach_then_stop(page, server):
     # Stop from the second tab: the run stops (within a batch), and the first tab's live view notices by itself.
     button(second, "stop_button").click()
     for tab in (second, page):
-        button(tab, "restart_button").wait_for(timeout=120_000)
+        button(tab, "restart_button").wait_for(timeout=300_000)
         main(tab).get_by_text(re.compile(r"stop_circle stopped")).first.wait_for()
         sidebar(tab).get_by_text(re.compile(r"stopped")).wait_for()
         settle(tab)
