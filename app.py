@@ -41,6 +41,7 @@ if _ui.needs_login():
     st.stop()
 
 st.session_state["owner"] = _ui.owner()
+_ui.session_tmp()                 # this tab's temporary folder; removed when the session ends
 
 pages = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),

@@ -27,15 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
     t = sub.add_parser("train", help="Train a model; prints the run folder as its last line.")
-    t.add_argument("--data", help="A zip of class folders, a folder, or a CSV of path,label.")
-    t.add_argument("--backbone", help="Backbone name (see `backbones`). Default: mobilenet_025.")
+    _run_arguments(t)
     t.add_argument("--strategy", help="feature_extraction (default), fine_tune, scratch, and more.")
-    t.add_argument("--weights", help="imagenet (default), none (random initialisation) or a .h5 weights file.")
-    t.add_argument("--epochs", type=int, help="Training epochs (the head's epochs for fine_tune).")
-    t.add_argument("--target-data", help="Unlabelled target images (domain adaptation).")
-    t.add_argument("--config", help="A run config JSON (as saved by the app); flags override it.")
-    t.add_argument("--workspace", help="Where runs are stored. Default: $TLS_WORKSPACE or ~/.tlstudio.")
-    t.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+    c = sub.add_parser("compare", help="Train several strategies/backbones on the same split and seed, one after "
+                                       "another, and print them side by side.")
+    _run_arguments(c)
+    c.add_argument("--strategies", help="Comma-separated strategies. Default: the config's strategy and scratch.")
+    c.add_argument("--backbones", help="Comma-separated backbones. Default: the config's backbone.")
+    c.add_argument("--freezes", help="Frozen-layer settings for fine_tune, comma-separated: top10, top20, top50, "
+                                     "none. Default: the config's.")
+    c.add_argument("--json", action="store_true", help="Print the comparison as JSON.")
 
     e = sub.add_parser("evaluate", help="Evaluate a run on its test split or on other data.")
     e.add_argument("run", metavar="RUN", help="A run folder or run id.")
@@ -63,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="Write the built-in synthetic sample dataset to a folder.")
     s.add_argument("out", help="Folder to create.")
     return p
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="A zip of class folders, a folder, or a CSV of path,label.")
+    p.add_argument("--backbone", help="Backbone name (see `backbones`). Default: mobilenet_025.")
+    p.add_argument("--weights", help="imagenet (default), none (random initialisation) or a .h5 weights file.")
+    p.add_argument("--epochs", type=int, help="Training epochs (the head's epochs for fine_tune).")
+    p.add_argument("--target-data", help="Unlabelled target images (domain adaptation).")
+    p.add_argument("--config", help="A run config JSON (as saved by the app); flags override it.")
+    p.add_argument("--workspace", help="Where runs are stored. Default: $TLS_WORKSPACE or ~/.tlstudio.")
+    p.add_argument("--quiet", action="store_true", help="No progress bar.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,20 +125,15 @@ def cmd_backbones(args) -> int:
 
 
 def config_from_args(args):
+    """The run config of ``--config`` with the command-line flags laid over it; the cheap checks done."""
+    from .backbones import get_spec
     from .runs import RunConfig
 
     config = RunConfig.load(args.config) if args.config else RunConfig()
-    overrides = {"data": args.data, "backbone": args.backbone, "strategy": args.strategy, "weights": args.weights,
-                 "epochs": args.epochs, "target_data": args.target_data}
+    overrides = {"data": args.data, "backbone": args.backbone, "strategy": getattr(args, "strategy", None),
+                 "weights": args.weights, "epochs": args.epochs, "target_data": args.target_data}
     merged = {**config.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
-    return RunConfig.from_dict(merged)
-
-
-def cmd_train(args) -> int:
-    from .backbones import get_spec
-    from .jobs import JobManager
-
-    config = config_from_args(args)
+    config = RunConfig.from_dict(merged)
     if not config.data:
         raise TLError("No data given: pass --data PATH (a zip, a folder of class folders, or a CSV).")
     for source in (config.data, config.target_data):
@@ -133,24 +141,73 @@ def cmd_train(args) -> int:
             raise TLError(f"{source} does not exist: pass a zip, a folder of class folders, or a CSV.")
     if not config.backbone_file:
         get_spec(config.backbone)
+    return config
+
+
+def _train(manager, run_ids: list[str], quiet: bool) -> list:
+    """Follow queued runs to their end (Ctrl+C stops them all); returns their final records."""
+    previous = signal.signal(signal.SIGINT, lambda *_: [manager.stop(r) for r in run_ids])
+    try:
+        for run_id in run_ids:
+            _follow(manager, run_id, quiet=quiet)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    records = [manager.store.get(r) for r in run_ids]
+    for record in records:
+        if record.error and record.state.value != "done":
+            print(f"error: {record.name}: {record.error}", file=sys.stderr)
+    return records
+
+
+def cmd_train(args) -> int:
+    from .jobs import JobManager
+
+    config = config_from_args(args)
     from .strategies import get_strategy  # imports TensorFlow: only once the cheap checks have passed
 
     get_strategy(config.strategy)
-    store = _store(args)
-    manager = JobManager(store, max_concurrent=1)
-    run_id = manager.submit(config, owner="cli")
-    previous = signal.signal(signal.SIGINT, lambda *_: manager.stop(run_id))
-    try:
-        state = _follow(manager, run_id, quiet=args.quiet)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    record = store.get(run_id)
-    if record.error and state.value != "done":
-        print(f"error: {record.error}", file=sys.stderr)
+    manager = JobManager(_store(args), max_concurrent=1)
+    [record] = _train(manager, [manager.submit(config, owner="cli")], args.quiet)
     if record.metrics.get("accuracy") is not None:
         print(f"test accuracy: {record.metrics['accuracy']:.3f}", file=sys.stderr)
-    print(store.run_dir(run_id))
-    return 0 if state.value in ("done", "stopped") else EXIT_RUN_FAILED
+    print(manager.store.run_dir(record.id))
+    return 0 if record.state.value in ("done", "stopped") else EXIT_RUN_FAILED
+
+
+FREEZE_FLAGS = {"top10": "Top 10 layers trainable", "top20": "Top 20 layers trainable",
+                "top50": "Top 50 layers trainable", "none": "Nothing frozen"}
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def cmd_compare(args) -> int:
+    from . import compare
+    from .jobs import JobManager
+    from .results import compare_runs
+
+    base = config_from_args(args)
+    freezes = _names(args.freezes)
+    bad = [f for f in freezes or [] if f not in FREEZE_FLAGS]
+    if bad:
+        raise TLError(f"Unknown --freezes value '{bad[0]}'. Choose from: {', '.join(FREEZE_FLAGS)}.")
+    strategies = _names(args.strategies) or list(dict.fromkeys([base.strategy, compare.BASELINE]))
+    configs = compare.plan(base, strategies, _names(args.backbones), [FREEZE_FLAGS[f] for f in freezes or []])
+    manager = JobManager(_store(args), max_concurrent=1)
+    ids = compare.submit(manager, configs, "cli")
+    records = _train(manager, ids, args.quiet)
+    rows = [r for r in compare_runs(manager.store, "cli") if r["run"] in ids][::-1]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+    else:
+        print(f"{'run':58} {'state':8} {'accuracy':>8} {'macro F1':>8} {'trainable':>10} {'time':>8}")
+        for row in rows:
+            acc = "" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
+            f1 = "" if row["macro F1"] is None else f"{row['macro F1']:.3f}"
+            print(f"{row['name'][:58]:58} {row['state']:8} {acc:>8} {f1:>8} {row['trainable params'] or '':>10} "
+                  f"{row['time']:>8}")
+    return 0 if all(r.state.value in ("done", "stopped") for r in records) else EXIT_RUN_FAILED
 
 
 def _follow(manager, run_id: str, quiet: bool):
@@ -263,5 +320,5 @@ def cmd_sample(args) -> int:
     return 0
 
 
-COMMANDS = {"backbones": cmd_backbones, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+COMMANDS = {"backbones": cmd_backbones, "train": cmd_train, "compare": cmd_compare, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "export": cmd_export, "runs": cmd_runs, "sample": cmd_sample}

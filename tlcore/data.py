@@ -67,6 +67,7 @@ class Dataset:
     report: DataReport
     tasks: dict[str, list[str]] = field(default_factory=dict)
     source: str = ""
+    own_splits: bool = True          # the images came in train/valid/test folders (kept as given)
 
     def split(self, name: str) -> list[Sample]:
         """The samples of one split ("train", "val"/"valid", "test")."""
@@ -94,6 +95,7 @@ class Dataset:
                 return str(path)
 
         doc = {"version": 1, "source": self.source, "classes": self.classes, "tasks": self.tasks,
+               "own_splits": self.own_splits,
                "samples": [{"path": rel(s.path), "label": s.label, "split": s.split, "name": s.name,
                             "labels": s.labels} for s in self.samples],
                "report": {"skipped": [list(x) for x in self.report.skipped], "warnings": self.report.warnings}}
@@ -110,7 +112,8 @@ class Dataset:
             samples = [Sample(str(root / s["path"]) if not Path(s["path"]).is_absolute() else s["path"],
                               s["label"], s["split"], s["name"], dict(s.get("labels") or {})) for s in doc["samples"]]
             report = DataReport([tuple(x) for x in doc["report"]["skipped"]], list(doc["report"]["warnings"]))
-            return cls(root, list(doc["classes"]), samples, report, dict(doc.get("tasks") or {}), doc.get("source", ""))
+            return cls(root, list(doc["classes"]), samples, report, dict(doc.get("tasks") or {}), doc.get("source", ""),
+                       bool(doc.get("own_splits", True)))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(f"{root} holds no readable dataset.json; import the data again.") from err
 
@@ -286,13 +289,16 @@ def _csv_entries(csv_path: Path, image_root: str | Path | None, label_columns: l
 
 # ---------------------------------------------------------------- sources
 
-@contextmanager
-def _workspace(dest: str | Path, split_kw: dict, source: Path | None = None) -> Iterator[Path]:
-    """Check the shares, create ``dest``, clear what an earlier import wrote there, and clear it again on failure."""
-    val, test = split_kw.get("val_split", 0.15), split_kw.get("test_split", 0.15)
+def _check_shares(val: float, test: float) -> None:
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ConfigError(f"The validation and test shares must be between 0 and 1 and add up to less than 1 "
                           f"(got {val} and {test}); choose smaller shares.")
+
+
+@contextmanager
+def _workspace(dest: str | Path, split_kw: dict, source: Path | None = None) -> Iterator[Path]:
+    """Check the shares, create ``dest``, clear what an earlier import wrote there, and clear it again on failure."""
+    _check_shares(split_kw.get("val_split", 0.15), split_kw.get("test_split", 0.15))
     dest = Path(dest).resolve()
     owned = [dest / "files", dest / "normalised"]
     if source is not None and any(source.resolve().is_relative_to(p) for p in owned):
@@ -532,6 +538,7 @@ def _build(entries: list[_Entry], dest: Path, report: DataReport, source: str, *
         dataset.save()
         return dataset
     classes = sorted({s.label for s in samples})
+    own_splits = any(s.split is not None for s in samples)
     if len(classes) < 2:
         found = f" ({', '.join(repr(c) for c in classes)})" if classes else ""
         raise DataError(f"At least 2 classes are needed, but {_plural(len(classes), 'class')} "
@@ -545,7 +552,23 @@ def _build(entries: list[_Entry], dest: Path, report: DataReport, source: str, *
         report.warnings.append(f"The classes are imbalanced: '{big}' has {tally[big]} images but '{small}' has "
                                f"{tally[small]}; add images of '{small}' or expect the model to favour '{big}'.")
     task_map = {t: sorted({s.labels[t] for s in samples if s.labels.get(t) is not None}) for t in tasks or []}
-    dataset = Dataset(dest, classes, samples, report, task_map, source)
+    dataset = Dataset(dest, classes, samples, report, task_map, source, own_splits)
+    dataset.save()
+    return dataset
+
+
+def resplit(dataset: Dataset, val_split: float, test_split: float, seed: int = 0) -> Dataset:
+    """Split a dataset's images again (stratified, seeded) and save it; refused for one that came with its own
+    train/valid/test folders, whose split is the dataset author's."""
+    if dataset.own_splits:
+        raise DataError("This dataset came with its own train/valid/test folders, and that split is kept as "
+                        "given; to split it differently, import the images without those folders.")
+    if not dataset.classes:
+        raise DataError("These images have no classes to split by.")
+    _check_shares(val_split, test_split)
+    for sample in dataset.samples:
+        sample.split = None
+    _split(dataset.samples, dataset.classes, val_split, test_split, seed, dataset.report)
     dataset.save()
     return dataset
 

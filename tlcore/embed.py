@@ -7,19 +7,32 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .model import feature_model
+from .model import feature_model, hidden_model
 from .tf_env import keras
 
 METHODS = ("pca", "tsne")
+STAGES = ("before", "after")     # the frozen backbone's features, or the trained layer the classifier reads
 
 
-def features_of(model: keras.Model, paths: Sequence[str], image_size: int, batch_size: int = 32) -> np.ndarray:
-    """Pooled backbone features (the head's input) of image files."""
+def stage_model(model: keras.Model, stage: str = "before") -> keras.Model:
+    """Raw pixels → features: "before" training (the pooled backbone output) or "after" (the trained hidden layer)."""
+    if stage not in STAGES:
+        raise ConfigError(f"Unknown feature stage '{stage}': choose before or after.")
+    fm = feature_model(model) if stage == "before" else hidden_model(model)
+    if fm is None:
+        raise ConfigError("This model's head has no hidden layer, so there are no trained features to map: "
+                          "choose the backbone features.")
+    return fm
+
+
+def features_of(model: keras.Model, paths: Sequence[str], image_size: int, batch_size: int = 32,
+                stage: str = "before") -> np.ndarray:
+    """Features of image files: pooled backbone features (the head's input), or the trained hidden layer's."""
     from .pipeline import image_dataset
 
     from .predict import model_call
 
-    fm = feature_model(model)
+    fm = stage_model(model, stage)
     call = model_call(fm, -(-len(paths) // batch_size))
     chunks = [np.asarray(call(batch)) for batch in image_dataset(list(paths), None, image_size, batch_size)]
     return np.concatenate(chunks) if chunks else np.zeros((0, int(fm.output.shape[-1])), "float32")
@@ -50,7 +63,7 @@ def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
 
 def embedding_map(model: keras.Model, datasets: Any, classes: Sequence[str] | None, image_size: int, *,
                   method: str = "pca", max_points: int = 500, seed: int = 0, split: str | None = None,
-                  batch_size: int = 32) -> list[dict]:
+                  batch_size: int = 32, stage: str = "before") -> list[dict]:
     """Points {x, y, label, domain, name, split} for the images of one Dataset or of [(domain, Dataset), ...].
 
     Each domain gets an equal share of ``max_points`` (a seeded random subset when it has more images);
@@ -72,13 +85,13 @@ def embedding_map(model: keras.Model, datasets: Any, classes: Sequence[str] | No
         chosen += [(str(domain), s) for s in samples]
     if not chosen:
         return []
-    xy = project(features_of(model, [s.path for _, s in chosen], image_size, batch_size), method, seed)
+    xy = project(features_of(model, [s.path for _, s in chosen], image_size, batch_size, stage), method, seed)
     return [{"x": float(p[0]), "y": float(p[1]), "label": s.label, "domain": domain, "name": s.name, "split": s.split}
             for (domain, s), p in zip(chosen, xy)]
 
 
 def run_embedding_map(run_dir: str | Path, *, method: str = "pca", split: str | None = None,
-                      max_points: int = 500, seed: int = 0) -> list[dict]:
+                      max_points: int = 500, seed: int = 0, stage: str = "before") -> list[dict]:
     """The map for a run: its data (domain "source"), plus its target images (domain "target") when it has them."""
     from .predict import load_labels, load_run_config, load_run_model, model_image_size, run_dataset
 
@@ -88,4 +101,5 @@ def run_embedding_map(run_dir: str | Path, *, method: str = "pca", split: str | 
     target = run_dataset(run_dir, target=True) if config.target_data else None
     pairs = [("source", source)] + ([("target", target)] if target is not None else [])
     return embedding_map(model, pairs, load_labels(run_dir), model_image_size(model, config), method=method,
-                         max_points=max_points, seed=seed, split=split, batch_size=config.batch_size)
+                         max_points=max_points, seed=seed, split=split, batch_size=config.batch_size, stage=stage)
+

@@ -1,4 +1,8 @@
-"""The training queue: a bounded number of worker threads, a fair FIFO queue, and stop flags."""
+"""The training queue: a bounded number of worker threads, a fair FIFO queue, and stop flags.
+
+Fair means first come, first served between people, and one training run per person at a time: a student who
+queues a comparison of five runs does not take every slot, and the runs of one comparison train one after another,
+so their times compare. A slot stays free rather than start a second run of someone already training."""
 from __future__ import annotations
 
 import threading
@@ -16,6 +20,7 @@ class JobManager:
         self.store = store
         self.max_concurrent = max_concurrent or max_concurrent_jobs()
         self._queue: deque[str] = deque()
+        self._owners: dict[str, str] = {}
         self._cv = threading.Condition()
         self._stops: dict[str, threading.Event] = {}
         self._done: dict[str, threading.Event] = {}
@@ -34,19 +39,25 @@ class JobManager:
         with self._cv:
             self._stops[run_id] = threading.Event()
             self._done[run_id] = threading.Event()
+            self._owners[run_id] = owner
             self._queue.append(run_id)
             self.store.append_event(run_id, "queued", position=len(self._queue))
-            self._cv.notify()
+            self._cv.notify_all()
         return run_id
+
+    def _next(self) -> str | None:
+        """The first queued run whose owner has nothing training (call with the lock held)."""
+        busy = {self._owners.get(r) for r in self._running}
+        return next((r for r in self._queue if self._owners.get(r) not in busy), None)
 
     def _work(self) -> None:
         while True:
             with self._cv:
-                while not self._queue and not self._closed:
+                while not self._closed and (run_id := self._next()) is None:
                     self._cv.wait()
                 if self._closed:
                     return
-                run_id = self._queue.popleft()
+                self._queue.remove(run_id)
                 self._running.add(run_id)
             try:
                 from .runner import execute_run
@@ -60,6 +71,7 @@ class JobManager:
                 with self._cv:
                     self._running.discard(run_id)
                     self._done[run_id].set()
+                    self._cv.notify_all()           # the owner's next run may start now
 
     def restart(self, run_id: str, owner: str = "local") -> str:
         """Queue a new run with the same settings as ``run_id`` (e.g. one interrupted by a server restart)."""
@@ -78,12 +90,20 @@ class JobManager:
                 self._done[run_id].set()
 
     def queue_position(self, run_id: str) -> int | None:
-        """1 for the next run to start; None when the run is not waiting."""
+        """The run's place in the queue (1 = first in line); None when it is not waiting."""
         with self._cv:
             try:
                 return self._queue.index(run_id) + 1
             except ValueError:
                 return None
+
+    def stop_owner(self, owner: str) -> list[str]:
+        """Stop every waiting or training run of ``owner`` (e.g. a whole comparison); returns their ids."""
+        with self._cv:
+            ids = [r for r in [*self._queue, *self._running] if self._owners.get(r) == owner]
+        for run_id in ids:
+            self.stop(run_id)
+        return ids
 
     def running(self) -> list[str]:
         with self._cv:

@@ -131,6 +131,20 @@ def feature_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, model.get_layer("pool").output, name="features")
 
 
+def hidden_model(model: keras.Model) -> keras.Model | None:
+    """Raw pixels → the trained hidden layer the classifier reads (DANN's adapter, or the head's Dense layer);
+    None when the head has no hidden layer. Beside :func:`feature_model` it shows what training changed."""
+    names = {layer.name for layer in model.layers}
+    if "adapter" in names:
+        return keras.Model(model.inputs, model.get_layer("adapter").output, name="hidden")
+    for head in model.layers:
+        if isinstance(head, keras.Model) and head.name != "backbone":
+            dense = [layer for layer in head.layers if layer.name.endswith("_dense")]
+            if dense and "pool" in names:
+                return keras.Model(model.inputs, dense[0](model.get_layer("pool").output), name="hidden")
+    return None
+
+
 _BLOCK_PATTERNS = [
     (re.compile(r"^(block\d+)"), "{0}"),                      # VGG, Xception, EfficientNet
     (re.compile(r"^(conv\d+)_block"), "{0}"),                 # ResNet, DenseNet stages

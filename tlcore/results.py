@@ -66,9 +66,18 @@ def compare_runs(store: RunStore, owner: str) -> list[dict]:
             "epochs": metrics.get("epochs"), "trainable params": metrics.get("trainable_params"),
             "time": duration_text(record.duration) if record.state.finished else "",
             "seconds": round(record.duration, 1) if record.duration and record.state.finished else None,
-            "shared": record.shared, "mine": record.owner == owner,
+            "shared": record.shared, "mine": record.owner == owner, "group": config.group,
         })
     return rows
+
+
+def per_class_f1(store: RunStore, run_ids: list[str]) -> list[dict]:
+    """F1 of each class (rows) in each run (columns keyed by run id), from the runs' saved evaluations."""
+    table: dict[str, dict] = {}
+    for run_id in run_ids:
+        for row in (load_evaluation(store.run_dir(run_id)) or {}).get("per_class") or []:
+            table.setdefault(str(row.get("class")), {"class": str(row.get("class"))})[run_id] = row.get("f1")
+    return list(table.values())
 
 
 def compare_curves(store: RunStore, run_ids: list[str]) -> list[dict]:

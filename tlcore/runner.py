@@ -1,6 +1,7 @@
 """One run, start to finish: data → strategy.fit → model → evaluation, all recorded in the run folder."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -42,13 +43,15 @@ def resolve_dataset(config: RunConfig, run_dir: Path, workspace: Path, *, target
         if target:
             return None
         raise DataError("No data was chosen: pick a dataset on the Data page, or pass --data PATH.")
+    folder = run_dir / ("target_data" if target else "data")
+    if (folder / "dataset.json").is_file():         # the run's own copy: its split stays the one it trained on
+        return Dataset.load(folder)
     if source.startswith(DATASET_PREFIX):
         root = datasets_dir(workspace) / source[len(DATASET_PREFIX):]
         if not (root / "dataset.json").is_file():
             raise DataError(f"The dataset '{source}' no longer exists: import the data again.")
-        return Dataset.load(root)
-    folder = run_dir / ("target_data" if target else "data")
-    if (folder / "dataset.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        dataclasses.replace(Dataset.load(root), root=folder).save()   # the image files stay where they are
         return Dataset.load(folder)
     kwargs = dict(val_split=config.val_split, test_split=config.test_split, seed=config.seed)
     if target:

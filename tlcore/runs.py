@@ -46,6 +46,7 @@ class RunConfig:
     distribute: str = "auto"              # auto | none | mirrored | multiworker
     devices: list[str] | None = None      # explicit devices for mirrored, e.g. ["/cpu:0", "/cpu:1"]
     name: str = ""
+    group: str = ""                       # runs queued together by one comparison share this id
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -193,6 +193,20 @@ def delete_dataset(owner: str, dataset_id: str, *, workspace=None) -> None:
     shutil.rmtree(datasets_dir(workspace) / info.id, ignore_errors=True)
 
 
+def resplit_dataset(owner: str, dataset_id: str, val_split: float, test_split: float, seed: int = 0, *,
+                    workspace=None) -> DatasetInfo:
+    """Change the validation and test shares of one of this owner's datasets (not while a run needs it). Finished
+    runs keep the split they trained on: each run folder holds its own copy of the data list."""
+    from .data import resplit
+
+    info = _owned(owner, dataset_id, workspace)
+    if info.id in _datasets_in_use(workspace):
+        raise DataError("A run that is waiting or training uses this dataset; let it finish (or stop it), then "
+                        "change the split.")
+    resplit(load_dataset(owner, info.id, workspace=workspace), **_split_kw(val_split, test_split, seed))
+    return get_dataset(owner, info.id, workspace=workspace)
+
+
 def _owned(owner: str, dataset_id: str, workspace) -> DatasetInfo:
     info = get_dataset(owner, dataset_id, workspace=workspace)
     if info.owner != owner:
@@ -285,8 +299,10 @@ def _write_upload(data: bytes | BinaryIO, target: Path, limit: int) -> None:
 
 
 def import_zip(owner: str, data: bytes | BinaryIO, filename: str, *, name: str | None = None, val_split=0.15,
-               test_split=0.15, seed: int = 0, unlabelled: bool = False, workspace=None) -> DatasetInfo:
-    """Import an uploaded zip of class folders (or, with ``unlabelled``, any images: e.g. target-domain data)."""
+               test_split=0.15, seed: int = 0, unlabelled: bool = False, spool_dir: Path | None = None,
+               workspace=None) -> DatasetInfo:
+    """Import an uploaded zip of class folders (or, with ``unlabelled``, any images: e.g. target-domain data).
+    The zip is spooled to disk in ``spool_dir`` (the browser session's temporary folder) and removed after."""
     from .data import from_zip
 
     zip_name = _safe_name(filename, "upload.zip")
@@ -294,12 +310,12 @@ def import_zip(owner: str, data: bytes | BinaryIO, filename: str, *, name: str |
         zip_name += ".zip"
 
     def build(dest: Path):
-        upload = dest / "_upload" / zip_name
-        _write_upload(data, upload, settings.MAX_UPLOAD_MB * 2**20)
+        spool = Path(spool_dir or dest) / f"_upload-{secrets.token_hex(4)}"
+        _write_upload(data, spool / zip_name, settings.MAX_UPLOAD_MB * 2**20)
         try:
-            return from_zip(upload, dest, unlabelled=unlabelled, **_split_kw(val_split, test_split, seed))
+            return from_zip(spool / zip_name, dest, unlabelled=unlabelled, **_split_kw(val_split, test_split, seed))
         finally:
-            shutil.rmtree(dest / "_upload", ignore_errors=True)
+            shutil.rmtree(spool, ignore_errors=True)
 
     return _import(owner, name or Path(zip_name).stem, "zip", build, workspace)
 
@@ -512,7 +528,8 @@ def dataset_summary(dataset) -> dict:
         row["total"] = row["train"] + row["validation"] + row["test"]
     return {"classes": list(dataset.classes), "rows": rows, "n_images": len(dataset.samples),
             "skipped": [{"file": f, "reason": r} for f, r in dataset.report.skipped],
-            "warnings": list(dataset.report.warnings), "tasks": dict(dataset.tasks), "source": dataset.source}
+            "warnings": list(dataset.report.warnings), "tasks": dict(dataset.tasks), "source": dataset.source,
+            "own_splits": dataset.own_splits}
 
 
 def thumbnails(dataset, per_class: int = 6, size: int = 96) -> dict[str, list[tuple[str, Any]]]:
@@ -622,6 +639,55 @@ def config_from_draft(draft: dict, **overrides: Any):
     values.update({k: v for k, v in (draft.get("train") or {}).items() if k in TRAIN_KEYS})
     values.update(overrides)
     return RunConfig.from_dict(values)
+
+
+# ------------------------------------------------------------------------------------------------ temporary files
+def session_dir(key: str, *, workspace=None) -> Path:
+    """The temporary folder of one browser session (``key``: the session's random hex id); created if missing."""
+    if not re.fullmatch(r"[0-9a-f]{8,64}", str(key)):
+        raise TLError("This browser session's id is not valid; reload the page.")
+    folder = _ws(workspace) / "tmp" / "sessions" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def end_session(folder: str | Path, *, workspace=None) -> bool:
+    """Delete a session's temporary folder when the session ends; True when something was removed."""
+    folder = Path(folder).resolve()
+    if folder.parent != (_ws(workspace) / "tmp" / "sessions").resolve() or not folder.is_dir():
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
+def sweep_leftovers(before: float, *, workspace=None) -> dict:
+    """Remove what a server stopped mid-way left behind, if older than ``before`` (the server's start time):
+    session folders, half-imported datasets (a folder without a database row), export staging folders."""
+    ws = _ws(workspace)
+    counts = {"sessions": 0, "datasets": 0, "exports": 0}
+
+    def stale(path: Path) -> bool:
+        try:
+            return path.stat().st_mtime < before
+        except OSError:
+            return False
+
+    def remove(path: Path, key: str) -> None:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        counts[key] += 1
+
+    tmp = ws / "tmp"
+    for path in [*(tmp / "sessions").glob("*"), *tmp.glob("*.zip")]:
+        if stale(path):
+            remove(path, "sessions")
+    known = {row["id"] for row in _query(ws, "SELECT id FROM datasets")}
+    for path in datasets_dir(ws).glob("*"):
+        if path.is_dir() and path.name not in known and stale(path):
+            remove(path, "datasets")
+    for path in (ws / "runs").glob("*/exports/.export-*"):
+        if stale(path):
+            remove(path, "exports")
+    return counts
 
 
 # ------------------------------------------------------------------------------------------------ retention

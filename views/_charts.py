@@ -126,7 +126,9 @@ def top_k(pairs: list[tuple[str, float]]) -> go.Figure:
 
 def compare_curves(rows: list[dict], names: dict[str, str]) -> go.Figure:
     """Validation loss and accuracy of several runs, overlaid."""
-    layout = _two_panels(("Validation loss", "Validation accuracy"))
+    end = max([r["epoch"] for r in rows] + [1]) + 0.5
+    layout = _two_panels(("Validation loss", "Validation accuracy"), end)
+    layout["yaxis2"]["range"] = [0, 1.02]
     data = []
     for axis, metric in (("", "val_loss"), ("2", "val_accuracy")):
         for i, (run_id, name) in enumerate(names.items()):

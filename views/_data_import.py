@@ -12,6 +12,7 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 
 def _imported(info: ws.DatasetInfo) -> None:
     _ui.save_draft(dataset_id=info.id)
+    st.session_state.pop("dataset_select", None)      # the picker then shows the new dataset, not its old choice
     st.session_state["flash"] = (f"Imported “{info.name}”: {info.n_images} images in {info.n_classes} classes. "
                                  "Check the report below, then go on to the model.")
     st.rerun()
@@ -33,7 +34,7 @@ def split_settings() -> dict:
     test = cols[1].slider("Test share", 0.0, 0.4, 0.15, 0.05, key="test_split",
                           help="Images kept aside until the very end to measure the final accuracy honestly. "
                                "Ignored when your zip already has a test/ folder.")
-    st.caption("The shares apply when you import. To change them later, import the data again.")
+    st.caption("You can change the shares later, below the dataset's counts.")
     return {"val_split": val, "test_split": test}
 
 
@@ -54,7 +55,7 @@ def zip_tab(split: dict) -> None:
     up.seek(0)
     with st.spinner("Unpacking and checking every image…"):
         try:
-            info = ws.import_zip(st.session_state["owner"], up, up.name, **split)
+            info = ws.import_zip(st.session_state["owner"], up, up.name, spool_dir=_ui.session_tmp(), **split)
         except TLError as err:
             st.session_state["zip_failed"] = (up.file_id, str(err))
             _ui.show_error(err)

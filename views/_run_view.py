@@ -28,6 +28,26 @@ def restart(run_id: str) -> None:
         st.rerun()
 
 
+def _next_in_comparison(run_id: str) -> None:
+    """After one run of a comparison ends: a way to follow the next one that is waiting or training."""
+    try:
+        group = _ui.store().config(run_id).group
+    except TLError:
+        return
+    if not group:
+        return
+    me = st.session_state["owner"]
+    active = [r for r in reversed(_ui.store().list(owner=me, include_shared=False))
+              if not r.state.finished and _ui.store().config(r.id).group == group]
+    if active:
+        st.info(f"{len(active)} more run{'s' if len(active) > 1 else ''} of this comparison "
+                f"{'are' if len(active) > 1 else 'is'} waiting or training.", icon=":material/compare_arrows:")
+        if st.button("Follow the next run", key="follow_next_button",
+                     help="Shows the comparison's run that trains now (or next)."):
+            _ui.set_current_run(active[0].id)
+            st.rerun()
+
+
 def render(run_id: str) -> bool:
     """Draw the run; returns True when it has finished."""
     record = _ui.visible_run(run_id)
@@ -61,6 +81,8 @@ def render(run_id: str) -> bool:
             with _ui.guarded("Stopping the run"):
                 _ui.manager().stop(run_id)
                 st.toast("Stopping…")
+    if record.state.finished and mine:
+        _next_in_comparison(run_id)
     if state == "done":
         acc = record.metrics.get("accuracy")
         outcome = (f" Accuracy on the test images: **{acc:.1%}**." if acc is not None else

@@ -12,6 +12,8 @@ def _target(me: str, dataset: ws.DatasetInfo, saved: dict) -> str | None:
     others = [d for d in ws.list_datasets(me) if d.id != dataset.id]
     ids = [d.id for d in others]
     _ui.init("target_dataset", ws.dataset_id_of(saved.get("target_data")))
+    if "target_pending" in st.session_state:           # just uploaded: chosen before the picker is drawn
+        st.session_state["target_dataset"] = st.session_state.pop("target_pending")
     if st.session_state["target_dataset"] not in ids:
         st.session_state["target_dataset"] = None
     target = st.selectbox("Target images (unlabelled)", [None] + ids, key="target_dataset",
@@ -24,11 +26,11 @@ def _target(me: str, dataset: ws.DatasetInfo, saved: dict) -> str | None:
     if up is not None and st.session_state.get("target_uploaded") != up.file_id:
         up.seek(0)
         with st.spinner("Importing the target images…"):
-            ok, info = _ui.call("Importing the target images", ws.import_zip, me, up, up.name, unlabelled=True,
+            ok, info = _ui.call("Importing the target images", ws.import_zip, me, up, up.name, unlabelled=True, spool_dir=_ui.session_tmp(),
                                 name=f"Target images ({up.name})", val_split=0.0, test_split=0.0)
         if ok:
             st.session_state["target_uploaded"] = up.file_id
-            st.session_state["target_dataset"] = info.id
+            st.session_state["target_pending"] = info.id
             st.rerun()
     if target is None:
         st.caption("Choose or upload the target images before starting.")

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -30,6 +32,7 @@ STATE_WORDS = {"queued": ":material/hourglass_top: waiting", "running": ":materi
 UNEXPECTED = ("{what} did not work because of an unexpected problem on the server. Try again; if it happens "
               "again, tell the person who runs this server.")
 _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&^=\"'])")
+_PROCESS_START = time.time()          # leftovers older than this belong to a previous server process
 
 
 # ---------------------------------------------------------------------------------------------- text and errors
@@ -211,6 +214,7 @@ def start_background_work() -> None:
         _STOP_WAITING.wait(2.0)                      # let the first page reach the browser before the heavy import
         try:
             manager()                                # recovers interrupted runs, starts the workers
+            ws.sweep_leftovers(_PROCESS_START)
             ws.cleanup()
             import tlcore.tf_env  # noqa: F401     # the 4-5 s TensorFlow import, off the page's thread
             import tlcore.backbones  # noqa: F401
@@ -220,6 +224,27 @@ def start_background_work() -> None:
             log.exception("background warm-up failed")
 
     threading.Thread(target=warm, name="tls-warm-up", daemon=True).start()
+
+
+# ---------------------------------------------------------------------------------------------- temporary files
+def _end_session(folder) -> None:
+    try:
+        ws.end_session(folder)
+    except Exception:  # noqa: BLE001 - runs in Streamlit's teardown; never raise there
+        log.exception("removing a session's temporary folder failed")
+
+
+@st.cache_resource(scope="session", on_release=_end_session, show_spinner=False)
+def _session_folder(key: str):
+    return ws.session_dir(key)
+
+
+def session_tmp():
+    """This browser session's temporary folder (upload spooling); Streamlit deletes it when the session ends."""
+    key = st.session_state.setdefault("session_key", secrets.token_hex(8))
+    folder = _session_folder(key)
+    folder.mkdir(parents=True, exist_ok=True)             # recreated after a reconnect emptied it
+    return folder
 
 
 # ---------------------------------------------------------------------------------------------- status strip

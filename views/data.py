@@ -57,6 +57,33 @@ with st.expander("Import images", expanded=not datasets):
     import_panel()
 
 
+def resplit_panel(current: ws.DatasetInfo, info: dict) -> None:
+    """Change the validation and test shares of an imported dataset."""
+    with st.expander("Change the split"):
+        if info["own_splits"]:
+            st.caption("This dataset came with its own train/valid/test folders, and the studio keeps that split "
+                       "as given.")
+            return
+        total = max(1, info["n_images"])
+        shares = [sum(r[k] for r in info["rows"]) / total for k in ("validation", "test")]
+        cols = st.columns(2)
+        val = cols[0].slider("Validation share", 0.0, 0.4, round(shares[0] * 20) / 20, 0.05,
+                             key=f"resplit_val_{current.id}",
+                             help="Images held back during training to check for over-fitting after every epoch.")
+        test = cols[1].slider("Test share", 0.0, 0.4, round(shares[1] * 20) / 20, 0.05,
+                              key=f"resplit_test_{current.id}",
+                              help="Images kept aside until the end to measure the final accuracy honestly.")
+        st.caption("Each class is split in the same proportions, the same way every time. Runs you already "
+                   "trained keep the split they were trained on.")
+        if st.button("Split again", key="resplit_button", icon=":material/call_split:"):
+            with _ui.guarded("Splitting the dataset"):
+                ws.resplit_dataset(me, current.id, val, test)
+                st.cache_data.clear()
+                st.session_state["flash"] = (f"Split again: {val:.0%} validation and {test:.0%} test images "
+                                             "in every class.")
+                st.rerun()
+
+
 def show(current: ws.DatasetInfo, info: dict) -> None:
     """The chosen dataset: counts, report, warnings, thumbnails, augmentation preview, share / delete."""
     st.subheader("The dataset")
@@ -76,6 +103,8 @@ def show(current: ws.DatasetInfo, info: dict) -> None:
         if info["tasks"]:
             st.caption("Extra label columns (for multi-task training): " + _ui.esc(", ".join(info["tasks"])))
 
+    if current.owner == me:
+        resplit_panel(current, info)
     with st.expander(f"Bad-file report ({len(info['skipped'])} skipped)", expanded=bool(info["skipped"])):
         if info["skipped"]:
             st.dataframe(pd.DataFrame(info["skipped"], columns=["file", "reason"]), hide_index=True, width="stretch",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from views import _charts, _ui
+from views import _charts, _compare, _ui
 from views._eval_extras import strategy_results
 from tlcore import results
 
@@ -16,10 +16,10 @@ store = _ui.store()
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def embedding(run_id: str, method: str, mtime: float) -> list[dict]:
+def embedding(run_id: str, method: str, stage: str, mtime: float) -> list[dict]:
     from tlcore.embed import run_embedding_map
 
-    return run_embedding_map(store.run_dir(run_id), method=method)
+    return run_embedding_map(store.run_dir(run_id), method=method, stage=stage)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -84,17 +84,24 @@ if record is not None:
     st.caption("The backbone turns every image into a long list of numbers (its features). This map squeezes them "
                "into two dimensions: images the backbone finds similar land close together. Well-separated colours "
                "mean the classes are easy to tell apart.")
-    cols = st.columns([1, 1, 3])
-    method = cols[0].selectbox("Projection", ["pca", "tsne"], key="embedding_method",
+    cols = st.columns([2, 2, 2])
+    stage = cols[0].selectbox("Features", ["before", "after"], key="embedding_stage",
+                              format_func={"before": "Backbone's (before training)",
+                                           "after": "What the classifier reads (after training)"}.get,
+                              help="Before: the pretrained backbone's features, which training did not change. "
+                                   "After: the trained layer between the backbone and the answer. With domain "
+                                   "adaptation, compare how far apart the source and target images lie in each.")
+    method = cols[1].selectbox("Projection", ["pca", "tsne"], key="embedding_method",
                                format_func={"pca": "PCA (fast)", "tsne": "t-SNE (slower, clearer clusters)"}.get,
                                help="Two ways to flatten the features onto a page.")
-    if cols[1].button("Draw the embedding map", key="embedding_button",
-                      help="Passes up to 500 images through the backbone; takes a few seconds."):
-        st.session_state["embedding_shown"] = (record.id, method)
-    if st.session_state.get("embedding_shown") == (record.id, method):
+    cols[2].markdown("&nbsp;")
+    if cols[2].button("Draw the embedding map", key="embedding_button",
+                      help="Passes up to 500 images through the model; takes a few seconds."):
+        st.session_state["embedding_shown"] = (record.id, method, stage)
+    if st.session_state.get("embedding_shown") == (record.id, method, stage):
         with st.spinner("Computing features…"):
             mtime = (run_dir / "model.keras").stat().st_mtime
-            ok, points = _ui.call("The embedding map", embedding, record.id, method, mtime)
+            ok, points = _ui.call("The embedding map", embedding, record.id, method, stage, mtime)
         if ok and points:
             st.plotly_chart(_charts.embedding(points), key="embedding_chart", width="stretch")
 
@@ -106,19 +113,5 @@ if record is not None:
                 store.set_shared(record.id, shared)
                 st.rerun()
 
-st.subheader("All your runs side by side")
-rows = results.compare_runs(store, me)
-if not rows:
-    st.caption("No runs yet.")
-else:
-    table = pd.DataFrame(rows)
-    st.dataframe(table[["name", "state", "strategy", "backbone", "weights", "frozen", "accuracy", "macro F1", "epochs",
-                        "trainable params", "time"]], hide_index=True, width="stretch", key="compare_table",
-                 column_config={"accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1, format="percent"),
-                                "macro F1": st.column_config.NumberColumn(format="%.2f")})
-    finished = [r["run"] for r in rows if r["state"] in ("done", "stopped")][:8]
-    if len(finished) > 1:
-        names = {r["run"]: f"{r['name']} · {r['run'][-6:]}" for r in rows if r["run"] in finished}
-        st.plotly_chart(_charts.compare_curves(results.compare_curves(store, finished), names), key="compare_chart",
-                        width="stretch")
+_compare.show(store, me)
 _ui.link("predict", "Next: try the model on new images", icon=":material/arrow_forward:")

@@ -44,8 +44,21 @@ st.subheader("Backbones")
 table = pd.DataFrame(preview.backbone_rows())
 st.dataframe(table[["backbone", "parameters (M)", "weights (MB)", "input size", "ImageNet top-1 (%)", "speed",
                     "ImageNet weights cached", "note"]], hide_index=True, width="stretch", key="backbone_table",
-             column_config={"ImageNet weights cached": st.column_config.CheckboxColumn(
-                 help="Ticked: the pretrained weights are already on this server, so no download is needed.")})
+             column_config={
+                 "backbone": st.column_config.TextColumn("Backbone", width="small"),
+                 "parameters (M)": st.column_config.NumberColumn("Params (M)", width="small",
+                                                                 help="Millions of parameters, without the head."),
+                 "weights (MB)": st.column_config.NumberColumn("MB", width="small",
+                                                               help="Size of the weights file."),
+                 "input size": st.column_config.NumberColumn("Input px", width="small",
+                                                             help="The image size it was trained on."),
+                 "ImageNet top-1 (%)": st.column_config.NumberColumn(
+                     "Top-1 %", width="small", help="Its accuracy on ImageNet, as Keras documents it."),
+                 "speed": st.column_config.TextColumn("Speed", width="small", help="On a laptop CPU."),
+                 "ImageNet weights cached": st.column_config.CheckboxColumn(
+                     "On server", width="small",
+                     help="Ticked: the pretrained weights are already on this server, so no download is needed."),
+                 "note": st.column_config.TextColumn("Note", width="large")})
 
 names = list(BACKBONES)
 _ui.init("backbone_select", saved["backbone"] if saved["backbone"] in names else DEFAULT_BACKBONE)

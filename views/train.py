@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from views import _run_view, _ui
+from views import _compare, _run_view, _ui
 from views._strategy_inputs import strategy_inputs
 from tlcore import workspace as ws
 from tlcore.progress import duration_text
@@ -94,7 +94,15 @@ else:
         draft = _ui.save_draft(train=train)          # a refresh keeps the settings even before Start
     active = [r for r in _ui.store().list(owner=me, include_shared=False) if not r.state.finished]
     if active:
-        st.caption("A run of yours is waiting or training; stop it or let it finish before starting another.")
+        st.caption(f"{len(active)} runs of yours are waiting or training; stop them or let them finish before "
+                   "starting more." if len(active) > 1 else
+                   "A run of yours is waiting or training; stop it or let it finish before starting another.")
+        if len(active) > 1 and st.button("Stop all my runs", key="stop_all_button", icon=":material/stop_circle:",
+                                          help="Stops the run that is training and takes your others out of the "
+                                               "queue. Models trained so far are kept."):
+            with _ui.guarded("Stopping your runs"):
+                _ui.manager().stop_owner(me)
+                st.rerun()
     blocked = bool(active) or (strategy == "domain_adaptation" and not extra["target_data"])
     if st.button("Start training", key="start_button", type="primary", disabled=blocked,
                  help="Queues the run. It trains in the background: you may switch pages or close the tab."):
@@ -104,6 +112,7 @@ else:
             run_id = _ui.manager().submit(config, me)
             _ui.set_current_run(run_id)
             st.rerun()
+    _compare.launcher(draft, me, blocked=bool(active))
 
 st.divider()
 st.subheader("Run")

@@ -121,3 +121,22 @@ def test_other_owners_do_not_see_my_datasets_unless_shared():
     no_crash(mine)
     other = data_page({"u": other.query_params["u"]})
     assert other.selectbox(key="dataset_select").value == info.id
+
+
+def test_split_again_changes_the_counts():
+    at = data_page()
+    at.file_uploader(key="zip_upload").set_value(("pets.zip", class_zip({"cat": (200, 30, 30), "dog": (30, 30, 200)},
+                                                                        per_class=20), "application/zip")).run()
+    no_crash(at)
+    at.run()
+    [info] = ws.list_datasets(at.session_state["owner"], include_shared=False)
+    assert at.selectbox(key="dataset_select").value == info.id      # the new import is chosen, not an older one
+    counts = next(d.value for d in at.dataframe if "validation" in d.value.columns)
+    assert list(counts["test"]) == [3, 3]
+    at.slider(key=f"resplit_val_{info.id}").set_value(0.0)
+    at.slider(key=f"resplit_test_{info.id}").set_value(0.4)
+    at.button(key="resplit_button").click().run()
+    no_crash(at)
+    counts = next(d.value for d in at.dataframe if "validation" in d.value.columns)
+    assert list(counts["test"]) == [8, 8] and list(counts["validation"]) == [0, 0]
+    assert any("Split again" in i.value for i in at.info)

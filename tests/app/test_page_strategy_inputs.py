@@ -40,3 +40,21 @@ def test_strategy_specific_inputs():
         at.radio(key="strategy").set_value("few_shot").run()
         no_crash(at)
         assert at.toggle(key="fewshot_projection").value is False
+
+
+def test_uploaded_target_images_become_the_chosen_target():
+    token = ws.new_owner_token()
+    owner = ws.owner_id(token=token)
+    source = ws.import_zip(owner, class_zip({"a": (200, 0, 0), "b": (0, 0, 200)}, per_class=6), "source.zip")
+    ws.update_draft(owner, dataset_id=source.id, train={"strategy": "domain_adaptation"})
+    at = new_app({"u": token}).run()
+    at.switch_page("views/train.py").run(timeout=120)
+    assert at.radio(key="strategy").value == "domain_adaptation" and at.button(key="start_button").disabled
+    at.file_uploader(key="target_upload").set_value(
+        ("phone photos.zip", class_zip({"x": (150, 20, 20)}, per_class=4), "application/zip")).run(timeout=120)
+    no_crash(at)
+    assert not at.error
+    [target] = [d for d in ws.list_datasets(owner, include_shared=False) if d.id != source.id]
+    assert target.n_images == 4 and at.selectbox(key="target_dataset").value == target.id
+    assert not at.button(key="start_button").disabled
+    assert ws.load_draft(owner)["train"]["target_data"] == ws.DATASET_PREFIX + target.id

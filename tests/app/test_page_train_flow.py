@@ -116,6 +116,18 @@ def test_evaluate_predict_and_export_pages(trained):
     assert any("python -m tlcore train --config config.json" in c.value for c in at.code)
 
 
+def test_embedding_map_before_and_after_training(trained):
+    token, owner, run_id, _ = trained
+    at = new_app({"u": token, "run": run_id}).run()
+    at.switch_page("views/evaluate.py").run(timeout=120)
+    charts = len(at.get("plotly_chart"))
+    for stage in ("before", "after"):
+        at.selectbox(key="embedding_stage").set_value(stage).run()
+        at.button(key="embedding_button").click().run(timeout=120)
+        no_crash(at)
+        assert not at.error and len(at.get("plotly_chart")) == charts + 1, stage
+
+
 def test_queue_position_and_stop(trained):
     token, owner, _, _ = trained
     manager = get_manager()
@@ -146,3 +158,40 @@ def test_interrupted_run_can_be_restarted(trained):
     assert new_id != run_id and store.config(new_id).to_dict() == store.config(run_id).to_dict()
     get_manager().wait(new_id, 240)
     assert store.get(new_id).state == RunState.DONE
+
+
+def test_one_click_comparison_queues_runs_and_evaluate_sets_them_side_by_side():
+    token, owner = owner_with_tiny_draft()
+    at = train_page(token)
+    at.number_input(key="epochs").set_value(1).run()
+    assert at.multiselect(key="compare_strategies").value == ["feature_extraction", "scratch"]   # baseline offered
+    options = at.multiselect(key="compare_strategies").options        # no target images, no label columns here
+    assert "Training from scratch" in options and not any("DANN" in o or "Multi-task" in o for o in options)
+    # Too many runs: a plain warning and no button.
+    at.multiselect(key="compare_strategies").set_value(["feature_extraction", "scratch", "fine_tune"]).run()
+    at.multiselect(key="compare_backbones").set_value(["mobilenet_025", "vgg16", "vgg19", "resnet50",
+                                                       "densenet121"]).run()
+    assert any("the limit is 12" in w.value for w in at.warning) and at.button(key="compare_button").disabled
+    at.multiselect(key="compare_strategies").set_value(["feature_extraction", "scratch"]).run()
+    at.multiselect(key="compare_backbones").set_value(["mobilenet_025"]).run()
+    assert at.button(key="compare_button").label == "Queue 2 runs" and not at.button(key="compare_button").disabled
+    at.button(key="compare_button").click().run(timeout=60)
+    no_crash(at)
+    store = get_manager().store
+    runs = store.list(owner=owner, include_shared=False)
+    assert len(runs) == 2 and at.query_params["run"] == runs[-1].id           # the first queued run is shown
+    assert any("2 runs queued" in i.value for i in at.info)
+    assert at.button(key="compare_button").disabled and at.button(key="start_button").disabled
+    for run in runs:
+        assert get_manager().wait(run.id, 300) == RunState.DONE, store.get(run.id).error
+    configs = [store.config(r.id) for r in runs]
+    assert len({(c.group, c.data, c.seed, c.epochs) for c in configs}) == 1 and configs[0].group
+
+    at.switch_page("views/evaluate.py").run(timeout=120)
+    no_crash(at)
+    assert at.selectbox(key="compare_group").value == configs[0].group
+    table = next(d.value for d in at.dataframe if "trainable params" in d.value.columns)
+    assert list(table["strategy"]) == ["feature_extraction", "scratch"] and table["accuracy"].notna().all()
+    f1 = next(d.value for d in at.dataframe if "class" in d.value.columns and len(d.value.columns) == 3)
+    assert len(f1) == 3
+    assert any("compare_chart" in c.proto.id for c in at.get("plotly_chart"))

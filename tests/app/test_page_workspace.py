@@ -151,3 +151,63 @@ def test_sample_is_reused_not_duplicated():
     assert first.id == second.id and note
     draft = ws.load_draft(owner)
     assert ws.config_from_draft(draft).data == first.ref
+
+
+def test_resplit_is_the_owners_waits_for_runs_and_leaves_trained_runs_their_split(tmp_path):
+    from tlcore.runner import resolve_dataset
+    from tlcore.runs import RunConfig, RunState, RunStore
+
+    info = ws.import_zip(ALICE, class_zip({"cat": (200, 0, 0), "dog": (0, 0, 200)}, per_class=20), "pets.zip")
+    store = RunStore(settings.workspace_dir())
+    run_id = store.create(RunConfig(data="dataset:" + info.id), ALICE)          # a queued run needs the dataset
+    trained_split = {s.name: s.split for s in resolve_dataset(store.config(run_id), store.run_dir(run_id),
+                                                              store.workspace).samples}
+    with pytest.raises(DataError, match="waiting or training uses this dataset"):
+        ws.resplit_dataset(ALICE, info.id, 0.3, 0.3)
+    store.set_state(run_id, RunState.DONE)
+    ws.set_dataset_shared(ALICE, info.id, True)
+    with pytest.raises(DataError, match="Only the person"):
+        ws.resplit_dataset(BOB, info.id, 0.3, 0.3)
+    ws.resplit_dataset(ALICE, info.id, 0.3, 0.25)
+    assert ws.load_dataset(ALICE, info.id).counts("test") == {"cat": 5, "dog": 5}
+    again = resolve_dataset(store.config(run_id), store.run_dir(run_id), store.workspace)
+    assert {s.name: s.split for s in again.samples} == trained_split        # the run keeps what it trained on
+
+
+@pytest.mark.parametrize("key, ok", [("0123abcd", True), ("deadbeef" * 4, True), ("../../etc", False),
+                                     ("ABCDEF12", False), ("abc", False), ("", False)])
+def test_session_dir_takes_only_random_hex_ids(key, ok):
+    if ok:
+        folder = ws.session_dir(key)
+        assert folder.is_dir() and folder.parent.name == "sessions"
+        assert ws.end_session(folder) and not folder.exists()
+    else:
+        with pytest.raises(TLError, match="session's id is not valid"):
+            ws.session_dir(key)
+
+
+def test_end_session_removes_only_session_folders(tmp_path):
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    assert not ws.end_session(outside) and outside.is_dir()
+    assert not ws.end_session(settings.workspace_dir() / "datasets")
+
+
+def test_sweep_removes_what_a_stopped_server_left_and_keeps_the_rest(tmp_path):
+    root = tmp_path                                              # a workspace of its own: exact counts
+    kept = ws.import_zip(ALICE, class_zip({"cat": (200, 0, 0), "dog": (0, 0, 200)}), "pets.zip", workspace=root)
+    old_session, new_session = ws.session_dir("aaaa1111", workspace=root), ws.session_dir("bbbb2222", workspace=root)
+    (old_session / "half.zip").write_bytes(b"x" * 100)
+    half_import = root / "datasets" / ("f" * 24)
+    (half_import / "files").mkdir(parents=True)
+    stage = root / "runs" / "20260101-000000-abcdefabcdef" / "exports" / ".export-x1"
+    stage.mkdir(parents=True)
+    start = time.time()
+    for path in (old_session, half_import, stage, root / "datasets" / kept.id):
+        os.utime(path, (start - 60, start - 60))                  # from before this server started
+    os.utime(new_session, (start + 1, start + 1))
+    counts = ws.sweep_leftovers(start, workspace=root)
+    assert counts == {"sessions": 1, "datasets": 1, "exports": 1}
+    assert not old_session.exists() and not half_import.exists() and not stage.exists()
+    assert new_session.is_dir()
+    assert ws.load_dataset(ALICE, kept.id, workspace=root).classes == ["cat", "dog"]

@@ -173,6 +173,22 @@ def open_step(page, link_text: str, title: str, timeout_ms: int = 120_000) -> No
     settle(page, timeout_ms)
 
 
+def data_page_drawn(page, screenshot: str) -> None:
+    """The Data page has drawn its thumbnails with no error shown; save its screenshot."""
+    images_loaded(page, '[data-testid="stMain"] [data-testid="stImage"] img')
+    settle(page)
+    assert_no_error_shown(page)
+    shot(page, screenshot)
+
+
+def open_model_page_with_defaults(page) -> None:
+    """Go on to the Model page and check the defaults: MobileNet α=0.25 with ImageNet weights; its chart drawn."""
+    open_step(page, "Next: choose a model", "2 · Model")
+    assert selectbox_value(page, "backbone_select").startswith("MobileNet α=0.25")
+    assert radio_value(page, "weights_source") == "ImageNet (pretrained)"
+    page.locator(".st-key-layer_chart .main-svg").first.wait_for(timeout=120_000)
+
+
 def button(page, key: str):
     """The visible button of a widget with ``key`` (Streamlit also renders a hidden copy for measuring)."""
     return page.locator(f".st-key-{key}").get_by_role("button")
@@ -219,6 +235,12 @@ def selectbox_options(page, key: str) -> list[str]:
     page.keyboard.press("Escape")
     options.first.wait_for(state="detached")
     return texts
+
+
+def multiselect_values(page, key: str) -> list[str]:
+    """The chosen items of a multiselect, as shown in its tags."""
+    tags = page.locator(f'.st-key-{key} [data-testid="stMultiSelectTagsContainer"] [data-tag]')
+    return [tags.nth(i).get_attribute("aria-label") for i in range(tags.count())]
 
 
 def upload(page, key: str, path: Path | list[Path]) -> None:

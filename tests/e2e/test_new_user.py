@@ -7,8 +7,8 @@ import re
 import numpy as np
 from PIL import Image, ImageDraw
 
-from _e2e import (assert_no_error_shown, button, choose_radio, heading, images_loaded, main, metric, open_step,
-                  percent, query, radio_value, selectbox_value, set_number, settle, shot, sidebar, upload)
+from _e2e import (assert_no_error_shown, button, choose_radio, data_page_drawn, heading, images_loaded, main, metric,
+                  open_model_page_with_defaults, open_step, percent, query, set_number, settle, shot, sidebar, upload)
 
 SHAPES = ("circle", "square", "triangle")
 
@@ -43,16 +43,10 @@ def test_new_user_trains_predicts_and_exports(page, server, tmp_path):
         main(page).get_by_text(re.compile(rf"^{shape}\s+\(40 images\)$")).wait_for()
     main(page).locator(".st-key-class_counts_chart .main-svg").first.wait_for()
     main(page).get_by_text("Synthetic shapes (generated on this machine): 120 images in 3 classes").wait_for()
-    images_loaded(page, '[data-testid="stMain"] [data-testid="stImage"] img')
-    settle(page)
-    assert_no_error_shown(page)
-    shot(page, "new_user_02_data")
+    data_page_drawn(page, "new_user_02_data")
 
     # Model: MobileNet α=0.25 is the default backbone; freeze the whole backbone and watch the counts follow.
-    open_step(page, "Next: choose a model", "2 · Model")
-    assert selectbox_value(page, "backbone_select").startswith("MobileNet α=0.25")
-    assert radio_value(page, "weights_source") == "ImageNet (pretrained)"
-    page.locator(".st-key-layer_chart .main-svg").first.wait_for(timeout=120_000)
+    open_model_page_with_defaults(page)
     choose_radio(page, "freeze_mode", "Freeze the whole backbone")
     page.wait_for_function("""() => [...document.querySelectorAll('[data-testid="stMetric"]')].some(
         m => m.innerText.includes('Trainable in the backbone') && /\\n0$/.test(m.innerText.trim()))""")

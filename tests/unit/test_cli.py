@@ -84,6 +84,9 @@ def test_backbones_json():
     (["predict", "no-such-run", "x.jpg"], "There is no run"),
     (["export", "no-such-run", "--format", "onnx", "--out", "x"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
+    (["compare", "--data", ".", "--strategies", "domain_adaptation"], "needs unlabelled target images"),
+    (["compare", "--data", ".", "--freezes", "half"], "Unknown --freezes value 'half'"),
+    (["compare", "--data", ".", "--backbones", "vgg16,alexnet"], "Unknown backbone 'alexnet'"),
 ])
 def test_bad_input_exits_non_zero_with_one_line(args, message, tmp_path):
     out = cli(*args, workspace=tmp_path, check=False)
@@ -92,6 +95,19 @@ def test_bad_input_exits_non_zero_with_one_line(args, message, tmp_path):
     assert len(lines) == 1 and message in lines[0], out.stderr
 
 
-@pytest.mark.parametrize("command", ["backbones", "train", "evaluate", "predict", "export", "runs", "sample"])
+@pytest.mark.parametrize("command", ["backbones", "train", "compare", "evaluate", "predict", "export", "runs", "sample"])
 def test_every_command_has_help(command):
     assert "usage" in cli(command, "--help").stdout
+
+
+def test_compare_trains_each_strategy_on_the_same_split_and_prints_them_side_by_side(trained, tmp_path):
+    root, _, data = trained
+    config = tmp_path / "base.json"
+    config.write_text(tiny_config(data, backbone="vgg16", epochs=2).to_json())
+    out = cli("compare", "--config", config, "--strategies", "feature_extraction,scratch", "--json", "--quiet",
+              "--workspace", tmp_path / "ws")
+    rows = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [(r["strategy"], r["state"]) for r in rows] == [("feature_extraction", "done"), ("scratch", "done")]
+    assert len({r["group"] for r in rows}) == 1 and all(0 <= r["accuracy"] <= 1 for r in rows)
+    configs = [json.loads((tmp_path / "ws" / "runs" / r["run"] / "config.json").read_text()) for r in rows]
+    assert {(c["data"], c["seed"], c["val_split"]) for c in configs} == {(str(data), 0, 0.2)}

@@ -139,6 +139,35 @@ def test_own_splits_missing_test_is_carved_from_train(tmp_path):
     assert ds.counts("train") == {"x": 8, "y": 8}
 
 
+@pytest.mark.parametrize("val, test, expected", [
+    (0.3, 0.2, {"val": {"a": 6, "b": 12}, "test": {"a": 4, "b": 8}}),
+    (0.0, 0.25, {"val": {"a": 0, "b": 0}, "test": {"a": 5, "b": 10}}),
+    (0.5, 0.5, "must be between 0 and 1 and add up to less than 1"),
+])
+def test_resplit_changes_the_shares_per_class_and_is_saved(tmp_path, val, test, expected):
+    src = corpus.write_classes(tmp_path / "d", {"a": 20, "b": 40})
+    ds = data.load_data(src, tmp_path / "w", seed=3)
+    if isinstance(expected, str):
+        with pytest.raises(ConfigError, match=expected):
+            data.resplit(ds, val, test)
+        assert data.Dataset.load(tmp_path / "w").counts("val") == {"a": 3, "b": 6}     # unchanged
+        return
+    data.resplit(ds, val, test, seed=3)
+    again = data.Dataset.load(tmp_path / "w")
+    assert {k: again.counts(k) for k in ("val", "test")} == expected
+    assert len(again.samples) == 60 and not again.own_splits
+
+
+def test_resplit_keeps_a_datasets_own_split_folders(tmp_path):
+    for split, n in (("train", 10), ("valid", 2), ("test", 2)):
+        corpus.write_classes(tmp_path / "d" / split, {"x": n, "y": n})
+    ds = data.load_data(tmp_path / "d", tmp_path / "ws")
+    assert ds.own_splits
+    with pytest.raises(DataError, match="own train/valid/test folders"):
+        data.resplit(ds, 0.3, 0.3)
+    assert data.Dataset.load(tmp_path / "ws").counts("test") == {"x": 2, "y": 2}
+
+
 def test_save_load_roundtrip_and_label_index(tmp_path):
     ds = data.load_data(_zip("top/")(tmp_path), tmp_path / "ws")
     (tmp_path / "ws").rename(tmp_path / "moved")

@@ -81,3 +81,22 @@ def test_run_embedding_map_and_small_projections(run):
     assert project(np.zeros((0, 4))).shape == (0, 2)
     assert project(np.ones((1, 4)), "tsne").tolist() == [[0.0, 0.0]]
     assert project(np.eye(3), "tsne").shape == (3, 2)   # too few points for t-SNE: PCA instead
+
+
+def test_features_before_and_after_training(run):
+    from tlcore.embed import features_of, stage_model
+    from tlcore.model import HeadConfig, build_model
+
+    model = load_run_model(run)
+    paths = [s.path for s in Dataset.load(run / "data").samples[:5]]
+    before, after = (features_of(model, paths, 32, stage=stage) for stage in ("before", "after"))
+    assert before.shape == (5, 256) and after.shape == (5, 16)          # pooled backbone vs the head's Dense(16)
+    dense = model.get_layer("head").get_layer("head_dense")
+    np.testing.assert_allclose(after, np.maximum(before @ dense.kernel.numpy() + dense.bias.numpy(), 0), atol=1e-4)
+    points = run_embedding_map(run, split="test", stage="after")
+    assert len(points) == 6
+    bare = build_model(model.get_layer("backbone"), None, 3, HeadConfig(enabled=False), 32)
+    with pytest.raises(ConfigError, match="no hidden layer"):
+        stage_model(bare, "after")
+    with pytest.raises(ConfigError, match="before or after"):
+        stage_model(model, "during")

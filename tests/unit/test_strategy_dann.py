@@ -103,6 +103,18 @@ def test_saved_model_is_the_inference_part_only(dann_run, tmp_path):
     np.testing.assert_allclose(predict_without_tlcore(run_dir / "model.keras", images), expected, atol=1e-5)
 
 
+def test_embedding_map_shows_both_domains_before_and_after_adaptation(dann_run):
+    from tlcore.embed import run_embedding_map, stage_model
+
+    store, run_id, state, run_dir = dann_run
+    model = Predictor.from_run(run_dir).model
+    assert stage_model(model, "after").output.shape[-1] == model.get_layer("adapter").units
+    for stage in ("before", "after"):
+        points = run_embedding_map(run_dir, stage=stage)
+        assert {p["domain"] for p in points} == {"source", "target"}
+        assert sum(p["domain"] == "target" for p in points) == 60
+
+
 def test_stop_ends_the_adaptation_within_one_batch(texture_shift, tmp_path):
     root, backbone, source, target = texture_shift
     cfg = config(source, backbone, strategy="domain_adaptation", target_data=str(target), epochs=50,
