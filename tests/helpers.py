@@ -26,6 +26,19 @@ def write_colour_images(root: Path, per_class: int = 12, size: int = 32, classes
     return root
 
 
+def png_bytes(rgb=(200, 30, 30), size: int = 32, seed: int = 0) -> bytes:
+    """One noisy solid-colour PNG, as bytes (an upload in a test)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (size, size, 3)), 0, 255).astype("uint8")
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def tiny_config(data: str, **overrides):
     """A RunConfig small enough for a test: random weights, 32 px, a small head."""
     from tlcore.runs import RunConfig

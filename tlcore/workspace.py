@@ -99,18 +99,19 @@ class DatasetInfo:
         return asdict(self)
 
 
-def _ws(workspace: str | os.PathLike | None) -> Path:
+def workspace_path(workspace: str | os.PathLike | None = None) -> Path:
+    """The workspace folder: ``workspace`` or the configured one."""
     return Path(workspace) if workspace is not None else settings.workspace_dir()
 
 
 def datasets_dir(workspace: str | os.PathLike | None = None) -> Path:
-    path = _ws(workspace) / "datasets"
+    path = workspace_path(workspace) / "datasets"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def _db(workspace: str | os.PathLike | None) -> sqlite3.Connection:
-    ws = _ws(workspace)
+    ws = workspace_path(workspace)
     ws.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(ws / "datasets.db", timeout=30, isolation_level=None)
     db.row_factory = sqlite3.Row
@@ -118,7 +119,8 @@ def _db(workspace: str | os.PathLike | None) -> sqlite3.Connection:
     return db
 
 
-def _query(workspace, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+def query(workspace, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+    """Run one SQL statement on the datasets index."""
     db = _db(workspace)
     try:
         return db.execute(sql, args).fetchall()
@@ -141,14 +143,14 @@ def dataset_id_of(ref: str | None) -> str | None:
 
 def list_datasets(owner: str, *, include_shared: bool = True, workspace=None) -> list[DatasetInfo]:
     """This owner's datasets (and, unless told otherwise, datasets others shared), newest first."""
-    rows = _query(workspace, "SELECT * FROM datasets WHERE owner = ? OR (shared = 1 AND ?) ORDER BY created DESC",
+    rows = query(workspace, "SELECT * FROM datasets WHERE owner = ? OR (shared = 1 AND ?) ORDER BY created DESC",
                   (owner, int(include_shared)))
     return [_info(r) for r in rows if (datasets_dir(workspace) / r["id"] / "dataset.json").is_file()]
 
 
 def get_dataset(owner: str, dataset_id: str, *, workspace=None) -> DatasetInfo:
     """The dataset's record; DataError when it does not exist or belongs to someone else and is not shared."""
-    rows = _query(workspace, "SELECT * FROM datasets WHERE id = ?", (dataset_id_of(dataset_id) or "",))
+    rows = query(workspace, "SELECT * FROM datasets WHERE id = ?", (dataset_id_of(dataset_id) or "",))
     info = _info(rows[0]) if rows else None
     if info is None or not info.visible_to(owner) or not (datasets_dir(workspace) / info.id / "dataset.json").is_file():
         raise DataError("That dataset is not available (it was deleted, or it belongs to someone else): "
@@ -165,7 +167,7 @@ def load_dataset(owner: str, dataset_id: str, *, workspace=None):
     from .data import Dataset
 
     info = get_dataset(owner, dataset_id, workspace=workspace)
-    _query(workspace, "UPDATE datasets SET last_used = ? WHERE id = ?", (time.time(), info.id))
+    query(workspace, "UPDATE datasets SET last_used = ? WHERE id = ?", (time.time(), info.id))
     return Dataset.load(datasets_dir(workspace) / info.id)
 
 
@@ -174,22 +176,22 @@ def rename_dataset(owner: str, dataset_id: str, name: str, *, workspace=None) ->
     name = " ".join(str(name).split())[:120]
     if not name:
         raise DataError("A dataset needs a name; type one.")
-    _query(workspace, "UPDATE datasets SET name = ? WHERE id = ?", (name, info.id))
+    query(workspace, "UPDATE datasets SET name = ? WHERE id = ?", (name, info.id))
 
 
 def set_dataset_shared(owner: str, dataset_id: str, shared: bool, *, workspace=None) -> None:
     """Share a dataset with everyone on this server (a teacher's choice), or stop sharing it."""
     info = _owned(owner, dataset_id, workspace)
-    _query(workspace, "UPDATE datasets SET shared = ? WHERE id = ?", (int(bool(shared)), info.id))
+    query(workspace, "UPDATE datasets SET shared = ? WHERE id = ?", (int(bool(shared)), info.id))
 
 
 def delete_dataset(owner: str, dataset_id: str, *, workspace=None) -> None:
     """Delete one of this owner's datasets; refused while a queued or running run still needs it."""
     info = _owned(owner, dataset_id, workspace)
-    if info.id in _datasets_in_use(workspace):
+    if info.id in datasets_in_use(workspace):
         raise DataError("This dataset is used by a run that is waiting or training; stop that run first, "
                         "then delete the dataset.")
-    _query(workspace, "DELETE FROM datasets WHERE id = ?", (info.id,))
+    query(workspace, "DELETE FROM datasets WHERE id = ?", (info.id,))
     shutil.rmtree(datasets_dir(workspace) / info.id, ignore_errors=True)
 
 
@@ -200,7 +202,7 @@ def resplit_dataset(owner: str, dataset_id: str, val_split: float, test_split: f
     from .data import resplit
 
     info = _owned(owner, dataset_id, workspace)
-    if info.id in _datasets_in_use(workspace):
+    if info.id in datasets_in_use(workspace):
         raise DataError("A run that is waiting or training uses this dataset; let it finish (or stop it), then "
                         "change the split.")
     resplit(load_dataset(owner, info.id, workspace=workspace), **_split_kw(val_split, test_split, seed))
@@ -214,8 +216,9 @@ def _owned(owner: str, dataset_id: str, workspace) -> DatasetInfo:
     return info
 
 
-def _datasets_in_use(workspace) -> set[str]:
-    store = RunStore(_ws(workspace))
+def datasets_in_use(workspace) -> set[str]:
+    """Ids of the datasets a waiting or training run still needs."""
+    store = RunStore(workspace_path(workspace))
     used = set()
     for record in store.list():
         if record.state in (RunState.QUEUED, RunState.RUNNING):
@@ -267,7 +270,7 @@ def _import(owner: str, name: str, kind: str, build: Callable[[Path], Any], work
                         "and try again.") from exc
     now = time.time()
     clean = " ".join(str(name).split())[:120] or "My images"
-    _query(workspace, "INSERT INTO datasets (id, owner, name, kind, created, last_used, shared, n_classes, n_images) "
+    query(workspace, "INSERT INTO datasets (id, owner, name, kind, created, last_used, shared, n_classes, n_images) "
            "VALUES (?,?,?,?,?,?,0,?,?)", (dataset_id, owner, clean, kind, now, now, len(dataset.classes),
                                           len(dataset.samples)))
     return get_dataset(owner, dataset_id, workspace=workspace)
@@ -423,7 +426,7 @@ def download_public_sample(owner: str, *, url: str | None = None, timeout: float
         return existing[0]
     offline = TLError("This machine is offline (or the download site cannot be reached), so the public sample "
                       "cannot be downloaded: use the built-in sample or upload your own images.")
-    tmp_dir = _ws(workspace) / "tmp"
+    tmp_dir = workspace_path(workspace) / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     target = tmp_dir / f"public-{secrets.token_hex(6)}.zip"
     try:
@@ -563,7 +566,7 @@ def save_upload(owner: str, filename: str, data: bytes, *, kinds: tuple[str, ...
     limit = settings.MAX_UPLOAD_MB * 2**20
     if len(data) > limit:
         raise ModelFileError(f"{safe} is larger than {settings.MAX_UPLOAD_MB} MB, the upload limit.")
-    folder = _ws(workspace) / "uploads" / _owner_key(owner)
+    folder = workspace_path(workspace) / "uploads" / _owner_key(owner)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{secrets.token_hex(6)}-{safe}"
     atomic_write(target, bytes(data))
@@ -572,7 +575,7 @@ def save_upload(owner: str, filename: str, data: bytes, *, kinds: tuple[str, ...
 
 # ------------------------------------------------------------------------------------------------ drafts
 def _draft_path(owner: str, workspace) -> Path:
-    folder = _ws(workspace) / "drafts"
+    folder = workspace_path(workspace) / "drafts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{_owner_key(owner)}.json"
 
@@ -619,7 +622,7 @@ def draft_from_config(config) -> dict:
 
 
 def draft_from_latest_run(owner: str, *, workspace=None) -> dict:
-    store = RunStore(_ws(workspace))
+    store = RunStore(workspace_path(workspace))
     for record in store.list(owner=owner, include_shared=False):
         try:
             return draft_from_config(store.config(record.id))
@@ -639,98 +642,6 @@ def config_from_draft(draft: dict, **overrides: Any):
     values.update({k: v for k, v in (draft.get("train") or {}).items() if k in TRAIN_KEYS})
     values.update(overrides)
     return RunConfig.from_dict(values)
-
-
-# ------------------------------------------------------------------------------------------------ temporary files
-def session_dir(key: str, *, workspace=None) -> Path:
-    """The temporary folder of one browser session (``key``: the session's random hex id); created if missing."""
-    if not re.fullmatch(r"[0-9a-f]{8,64}", str(key)):
-        raise TLError("This browser session's id is not valid; reload the page.")
-    folder = _ws(workspace) / "tmp" / "sessions" / key
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def end_session(folder: str | Path, *, workspace=None) -> bool:
-    """Delete a session's temporary folder when the session ends; True when something was removed."""
-    folder = Path(folder).resolve()
-    if folder.parent != (_ws(workspace) / "tmp" / "sessions").resolve() or not folder.is_dir():
-        return False
-    shutil.rmtree(folder, ignore_errors=True)
-    return True
-
-
-def sweep_leftovers(before: float, *, workspace=None) -> dict:
-    """Remove what a server stopped mid-way left behind, if older than ``before`` (the server's start time):
-    session folders, half-imported datasets (a folder without a database row), export staging folders."""
-    ws = _ws(workspace)
-    counts = {"sessions": 0, "datasets": 0, "exports": 0}
-
-    def stale(path: Path) -> bool:
-        try:
-            return path.stat().st_mtime < before
-        except OSError:
-            return False
-
-    def remove(path: Path, key: str) -> None:
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        counts[key] += 1
-
-    tmp = ws / "tmp"
-    for path in [*(tmp / "sessions").glob("*"), *tmp.glob("*.zip")]:
-        if stale(path):
-            remove(path, "sessions")
-    known = {row["id"] for row in _query(ws, "SELECT id FROM datasets")}
-    for path in datasets_dir(ws).glob("*"):
-        if path.is_dir() and path.name not in known and stale(path):
-            remove(path, "datasets")
-    for path in (ws / "runs").glob("*/exports/.export-*"):
-        if stale(path):
-            remove(path, "exports")
-    return counts
-
-
-# ------------------------------------------------------------------------------------------------ retention
-def cleanup(days: int | None = None, *, workspace=None, now: float | None = None) -> dict:
-    """Delete what nobody used for ``days`` (default ``settings.RETENTION_DAYS``; 0 or less keeps everything):
-    unshared datasets not used by a waiting or training run, finished unshared runs, drafts and uploads.
-    Returns the counts deleted."""
-    days = settings.RETENTION_DAYS if days is None else days
-    counts = {"datasets": 0, "runs": 0, "drafts": 0, "uploads": 0}
-    if days is None or days <= 0:
-        return counts
-    ws = _ws(workspace)
-    cutoff = (now or time.time()) - days * 86400
-    in_use = _datasets_in_use(ws)
-    for row in _query(ws, "SELECT id FROM datasets WHERE last_used < ? AND shared = 0", (cutoff,)):
-        if row["id"] in in_use:
-            continue
-        _query(ws, "DELETE FROM datasets WHERE id = ?", (row["id"],))
-        shutil.rmtree(datasets_dir(ws) / row["id"], ignore_errors=True)
-        counts["datasets"] += 1
-    store = RunStore(ws)
-    keep: set[str] = set()
-    for record in store.list():
-        if record.state.finished and not record.shared and (record.finished or record.created) < cutoff:
-            store.delete(record.id)
-            counts["runs"] += 1
-            continue
-        try:
-            config = store.config(record.id)
-        except TLError:
-            continue
-        keep.update(str(Path(p).resolve()) for p in (config.weights, config.backbone_file) if p and "/" in p)
-    for folder, key in ((ws / "drafts", "drafts"), (ws / "uploads", "uploads"), (ws / "tmp", "uploads")):
-        if not folder.is_dir():
-            continue
-        for path in folder.rglob("*"):
-            try:
-                if path.is_file() and path.stat().st_mtime < cutoff and str(path.resolve()) not in keep:
-                    path.unlink()
-                    counts[key] += 1
-            except OSError:
-                continue
-    return counts
 
 
 # ------------------------------------------------------------------------------------------------ the sample run

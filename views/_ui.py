@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import streamlit as st
 
+from tlcore import housekeeping
 from tlcore import workspace as ws
 from tlcore.errors import TLError
 
@@ -214,8 +215,8 @@ def start_background_work() -> None:
         _STOP_WAITING.wait(2.0)                      # let the first page reach the browser before the heavy import
         try:
             manager()                                # recovers interrupted runs, starts the workers
-            ws.sweep_leftovers(_PROCESS_START)
-            ws.cleanup()
+            housekeeping.sweep_leftovers(_PROCESS_START)
+            housekeeping.cleanup()
             import tlcore.tf_env  # noqa: F401     # the 4-5 s TensorFlow import, off the page's thread
             import tlcore.backbones  # noqa: F401
             import tlcore.strategies  # noqa: F401
@@ -229,14 +230,14 @@ def start_background_work() -> None:
 # ---------------------------------------------------------------------------------------------- temporary files
 def _end_session(folder) -> None:
     try:
-        ws.end_session(folder)
+        housekeeping.end_session(folder)
     except Exception:  # noqa: BLE001 - runs in Streamlit's teardown; never raise there
         log.exception("removing a session's temporary folder failed")
 
 
 @st.cache_resource(scope="session", on_release=_end_session, show_spinner=False)
 def _session_folder(key: str):
-    return ws.session_dir(key)
+    return housekeeping.session_dir(key)
 
 
 def session_tmp():

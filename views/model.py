@@ -45,7 +45,7 @@ table = pd.DataFrame(preview.backbone_rows())
 st.dataframe(table[["backbone", "parameters (M)", "weights (MB)", "input size", "ImageNet top-1 (%)", "speed",
                     "ImageNet weights cached", "note"]], hide_index=True, width="stretch", key="backbone_table",
              column_config={
-                 "backbone": st.column_config.TextColumn("Backbone", width="small"),
+                 "backbone": st.column_config.TextColumn("Backbone", width=150, pinned=True),
                  "parameters (M)": st.column_config.NumberColumn("Params (M)", width="small",
                                                                  help="Millions of parameters, without the head."),
                  "weights (MB)": st.column_config.NumberColumn("MB", width="small",

@@ -5,21 +5,11 @@ import io
 import zipfile
 from pathlib import Path
 
-import numpy as np
+from helpers import png_bytes  # noqa: F401 - also imported from here by the AppTest modules
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def png_bytes(rgb=(200, 30, 30), size: int = 32, seed: int = 0) -> bytes:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (size, size, 3)), 0, 255).astype("uint8")
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def class_zip(classes: dict[str, tuple[int, int, int]], per_class: int = 8,

@@ -7,7 +7,7 @@ import time
 import pytest
 from _apptools import XSS, class_zip
 
-from tlcore import settings
+from tlcore import housekeeping, settings
 from tlcore import workspace as ws
 from tlcore.errors import DataError, TLError
 from tlcore.progress import eta_text, status_line, summarize
@@ -110,11 +110,11 @@ def test_retention_cleanup():
     old = ws.import_sample(ALICE, per_class=3)
     kept = ws.import_sample(ALICE, per_class=3)
     ws.set_dataset_shared(ALICE, kept.id, True)
-    counts = ws.cleanup(days=1, now=time.time() + 3 * 86400)
+    counts = housekeeping.cleanup(days=1, now=time.time() + 3 * 86400)
     assert counts["datasets"] >= 1
     ids = [d.id for d in ws.list_datasets(ALICE)]
     assert old.id not in ids and kept.id in ids
-    assert ws.cleanup(days=0) == {"datasets": 0, "runs": 0, "drafts": 0, "uploads": 0}
+    assert housekeeping.cleanup(days=0) == {"datasets": 0, "runs": 0, "drafts": 0, "uploads": 0}
 
 
 def test_progress_summary():
@@ -178,25 +178,25 @@ def test_resplit_is_the_owners_waits_for_runs_and_leaves_trained_runs_their_spli
                                      ("ABCDEF12", False), ("abc", False), ("", False)])
 def test_session_dir_takes_only_random_hex_ids(key, ok):
     if ok:
-        folder = ws.session_dir(key)
+        folder = housekeeping.session_dir(key)
         assert folder.is_dir() and folder.parent.name == "sessions"
-        assert ws.end_session(folder) and not folder.exists()
+        assert housekeeping.end_session(folder) and not folder.exists()
     else:
         with pytest.raises(TLError, match="session's id is not valid"):
-            ws.session_dir(key)
+            housekeeping.session_dir(key)
 
 
 def test_end_session_removes_only_session_folders(tmp_path):
     outside = tmp_path / "precious"
     outside.mkdir()
-    assert not ws.end_session(outside) and outside.is_dir()
-    assert not ws.end_session(settings.workspace_dir() / "datasets")
+    assert not housekeeping.end_session(outside) and outside.is_dir()
+    assert not housekeeping.end_session(settings.workspace_dir() / "datasets")
 
 
 def test_sweep_removes_what_a_stopped_server_left_and_keeps_the_rest(tmp_path):
     root = tmp_path                                              # a workspace of its own: exact counts
     kept = ws.import_zip(ALICE, class_zip({"cat": (200, 0, 0), "dog": (0, 0, 200)}), "pets.zip", workspace=root)
-    old_session, new_session = ws.session_dir("aaaa1111", workspace=root), ws.session_dir("bbbb2222", workspace=root)
+    old_session, new_session = housekeeping.session_dir("aaaa1111", workspace=root), housekeeping.session_dir("bbbb2222", workspace=root)
     (old_session / "half.zip").write_bytes(b"x" * 100)
     half_import = root / "datasets" / ("f" * 24)
     (half_import / "files").mkdir(parents=True)
@@ -206,7 +206,7 @@ def test_sweep_removes_what_a_stopped_server_left_and_keeps_the_rest(tmp_path):
     for path in (old_session, half_import, stage, root / "datasets" / kept.id):
         os.utime(path, (start - 60, start - 60))                  # from before this server started
     os.utime(new_session, (start + 1, start + 1))
-    counts = ws.sweep_leftovers(start, workspace=root)
+    counts = housekeeping.sweep_leftovers(start, workspace=root)
     assert counts == {"sessions": 1, "datasets": 1, "exports": 1}
     assert not old_session.exists() and not half_import.exists() and not stage.exists()
     assert new_session.is_dir()

@@ -6,7 +6,6 @@ Imported by tests/e2e/conftest.py, the e2e tests and tests/load (which puts this
 from __future__ import annotations
 
 import collections
-import io
 import os
 import re
 import shutil
@@ -18,7 +17,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import numpy as np
+from helpers import png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -276,16 +275,6 @@ def shot(page, name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ test data
-def png_bytes(rgb=(200, 30, 30), size: int = 32, seed: int = 0) -> bytes:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(np.array(rgb) + rng.normal(0, 20, (size, size, 3)), 0, 255).astype("uint8")
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def class_zip(path: Path, classes: dict[str, tuple[int, int, int]], per_class: int = 8, seed: int = 0) -> Path:
     """A zip with one folder of noisy solid-colour PNGs per class."""
     with zipfile.ZipFile(path, "w") as archive:
