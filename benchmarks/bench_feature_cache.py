@@ -2,7 +2,7 @@
 
 On the birds5 train split, MobileNet α=0.25 at 224 px, 10 epochs of feature extraction, measured in one run:
   (a) tlcore's feature extraction, total: one cached forward pass + 10 head epochs on the cache
-  (b) one forward pass over the same images (the floor)
+  (b) one forward pass over the same images (the floor: traced beforehand, the faster of two passes)
   (c) the classic recipe: model.fit of the whole model with a frozen base, same data, same epochs
 Prints a/b (target <= 1.3) and c/a (target >= 5).
 
@@ -55,13 +55,17 @@ def main() -> None:
 
     # (b) the floor: one forward pass over the same images, same pipeline
     fm = feature_model(result.model)
-    call = tf.function(lambda x: fm(x, training=False))
     ds = image_dataset(c.paths("train"), None, c.image_size, config.batch_size)
-    next(iter(ds.take(1)))  # warm the pipeline like (a)'s first batch
-    t = time.perf_counter()
-    for batch in ds:
-        call(batch)
-    b = time.perf_counter() - t
+    first = next(iter(ds.take(1)))
+    call = tf.function(lambda x: fm(x, training=False),
+                       input_signature=[tf.TensorSpec((None, *first.shape[1:]), first.dtype)])
+    call(first)  # traced once, outside the timing: the floor is the forward pass itself
+    b = float("inf")
+    for _ in range(2):  # the faster of two passes (the first also warms the file cache)
+        t = time.perf_counter()
+        for batch in ds:
+            call(batch)
+        b = min(b, time.perf_counter() - t)
 
     # (c) the classic recipe: model.fit of the whole model, frozen base, streamed images every epoch
     keras.utils.set_random_seed(0)
