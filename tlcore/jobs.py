@@ -70,6 +70,7 @@ class JobManager:
             finally:
                 with self._cv:
                     self._running.discard(run_id)
+                    self._owners.pop(run_id, None)
                     self._done[run_id].set()
                     self._cv.notify_all()           # the owner's next run may start now
 
@@ -85,6 +86,7 @@ class JobManager:
                 self._stops[run_id].set()
             if run_id in self._queue:
                 self._queue.remove(run_id)
+                self._owners.pop(run_id, None)
                 self.store.set_state(run_id, RunState.STOPPED, error="Stopped while waiting in the queue.")
                 self.store.append_event(run_id, "stopped", message="Stopped while waiting in the queue.")
                 self._done[run_id].set()

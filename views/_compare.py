@@ -106,8 +106,8 @@ def show(store, me: str) -> None:
     table["run"] = [_short(r) for r in rows]
     st.dataframe(table[["run", "state", "strategy", "backbone", "weights", "frozen", "accuracy", "macro F1",
                         "epochs", "trainable params", "time"]], hide_index=True, width="stretch", key="compare_table",
-                 column_order=["run", "frozen", "weights", "accuracy", "macro F1", "trainable params", "epochs",
-                               "time", "state"],
+                 column_order=["run", "accuracy", "macro F1", "time", "trainable params", "epochs", "frozen",
+                               "weights", "state"],
                  column_config={"accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1,
                                                                             format="percent"),
                                 "macro F1": st.column_config.NumberColumn(format="%.2f"),
