@@ -174,10 +174,6 @@ def cmd_train(args) -> int:
     return 0 if record.state.value in ("done", "stopped") else EXIT_RUN_FAILED
 
 
-FREEZE_FLAGS = {"top10": "Top 10 layers trainable", "top20": "Top 20 layers trainable",
-                "top50": "Top 50 layers trainable", "none": "Nothing frozen"}
-
-
 def _names(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
@@ -189,11 +185,11 @@ def cmd_compare(args) -> int:
 
     base = config_from_args(args)
     freezes = _names(args.freezes)
-    bad = [f for f in freezes or [] if f not in FREEZE_FLAGS]
+    bad = [f for f in freezes or [] if f not in compare.FREEZE_FLAGS]
     if bad:
-        raise TLError(f"Unknown --freezes value '{bad[0]}'. Choose from: {', '.join(FREEZE_FLAGS)}.")
+        raise TLError(f"Unknown --freezes value '{bad[0]}'. Choose from: {', '.join(compare.FREEZE_FLAGS)}.")
     strategies = _names(args.strategies) or list(dict.fromkeys([base.strategy, compare.BASELINE]))
-    configs = compare.plan(base, strategies, _names(args.backbones), [FREEZE_FLAGS[f] for f in freezes or []])
+    configs = compare.plan(base, strategies, _names(args.backbones), [compare.FREEZE_FLAGS[f] for f in freezes or []])
     manager = JobManager(_store(args), max_concurrent=1)
     ids = compare.submit(manager, configs, "cli")
     records = _train(manager, ids, args.quiet)
@@ -320,5 +316,5 @@ def cmd_sample(args) -> int:
     return 0
 
 
-COMMANDS = {"backbones": cmd_backbones, "train": cmd_train, "compare": cmd_compare, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "export": cmd_export, "runs": cmd_runs, "sample": cmd_sample}
+COMMANDS = {"backbones": cmd_backbones, "train": cmd_train, "compare": cmd_compare, "evaluate": cmd_evaluate,
+            "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs, "sample": cmd_sample}

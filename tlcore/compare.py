@@ -26,6 +26,7 @@ FREEZE_CHOICES = {
     "Top 50 layers trainable": {"mode": "all_but_top", "n": 50, "layer": None},
     "Nothing frozen": {"mode": "none", "n": 0, "layer": None},
 }
+FREEZE_FLAGS = dict(zip(("top10", "top20", "top50", "none"), FREEZE_CHOICES))   # short names for the CLI
 
 
 def requirement(strategy: str, base: RunConfig) -> str | None:

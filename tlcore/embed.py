@@ -102,4 +102,3 @@ def run_embedding_map(run_dir: str | Path, *, method: str = "pca", split: str | 
     pairs = [("source", source)] + ([("target", target)] if target is not None else [])
     return embedding_map(model, pairs, load_labels(run_dir), model_image_size(model, config), method=method,
                          max_points=max_points, seed=seed, split=split, batch_size=config.batch_size, stage=stage)
-

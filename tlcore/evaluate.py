@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support, top_k_accuracy_score
 
 from .errors import DataError, RunError
-from .predict import (load_labels, main_task_model, load_run_config, load_run_model, model_call, model_image_size,
+from .predict import (load_labels, load_run_config, load_run_model, main_task_model, model_call, model_image_size,
                       run_dataset)
 from .runs import atomic_write
 from .tf_env import keras

@@ -46,8 +46,7 @@ def launcher(draft: dict, me: str, blocked: bool) -> None:
         help="Fine-tuning runs once per chosen setting; empty keeps the Model page's choice. The other strategies "
              "do not depend on it.")
     try:
-        configs = compare.plan(base, strategies, None if own else backbones,
-                               freezes if "fine_tune" in strategies else [])
+        configs = compare.plan(base, strategies, None if own else backbones, freezes)
     except TLError as err:
         st.warning(_ui.esc(err), icon=":material/warning:")
         configs = []

@@ -26,8 +26,9 @@ def _target(me: str, dataset: ws.DatasetInfo, saved: dict) -> str | None:
     if up is not None and st.session_state.get("target_uploaded") != up.file_id:
         up.seek(0)
         with st.spinner("Importing the target images…"):
-            ok, info = _ui.call("Importing the target images", ws.import_zip, me, up, up.name, unlabelled=True, spool_dir=_ui.session_tmp(),
-                                name=f"Target images ({up.name})", val_split=0.0, test_split=0.0)
+            ok, info = _ui.call("Importing the target images", ws.import_zip, me, up, up.name, unlabelled=True,
+                                name=f"Target images ({up.name})", val_split=0.0, test_split=0.0,
+                                spool_dir=_ui.session_tmp())
         if ok:
             st.session_state["target_uploaded"] = up.file_id
             st.session_state["target_pending"] = info.id

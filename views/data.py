@@ -78,7 +78,7 @@ def resplit_panel(current: ws.DatasetInfo, info: dict) -> None:
         if st.button("Split again", key="resplit_button", icon=":material/call_split:"):
             with _ui.guarded("Splitting the dataset"):
                 ws.resplit_dataset(me, current.id, val, test)
-                st.cache_data.clear()
+                summary.clear()                       # the counts changed; thumbnails and previews did not
                 st.session_state["flash"] = (f"Split again: {val:.0%} validation and {test:.0%} test images "
                                              "in every class.")
                 st.rerun()
