@@ -109,7 +109,7 @@ def embedding(points: list[dict]) -> go.Figure:
                             marker=dict(symbol=symbols[domain], size=8, opacity=0.8),
                             text=[t(p.get("name", "")) for p in chosen],
                             hovertemplate="%{text}<extra>" + name + "</extra>")
-    fig.update_layout(title="Each dot is one image; nearby dots look alike to the backbone", height=460,
+    fig.update_layout(title="Each dot is one image; nearby dots look alike to the model", height=460,
                       xaxis=dict(showticklabels=False, title=""), yaxis=dict(showticklabels=False, title=""), **_LAYOUT)
     return fig
 
