@@ -30,8 +30,9 @@ from views import _ui  # noqa: E402
 # Keras's global name counters being reset.
 _script_runner._clean_problem_modules = lambda: None
 
+# "auto": the sidebar opens on wide screens and stays closed on narrow ones (a phone), where it would cover the page.
 st.set_page_config(page_title="Transfer Learning Studio", page_icon="🧠", layout="wide",
-                   initial_sidebar_state="expanded")
+                   initial_sidebar_state="auto")
 
 if _ui.needs_login():
     st.title("Transfer Learning Studio")
@@ -62,6 +63,8 @@ except Exception:  # noqa: BLE001 - a page bug shows a sentence, never a traceba
 finally:
     # After the page (also when it stops early), so the strip shows what the page just did.
     try:
+        if page.url_path == "model":
+            _ui.note_model_page()      # the model on the page is the one chosen for the current dataset
         _ui.status_strip()
     except Exception:  # noqa: BLE001 - the strip is a convenience; never let it break a page
         _ui.log.exception("status strip failed")

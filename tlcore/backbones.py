@@ -1,8 +1,11 @@
 """The backbone registry: one table of specs, one ``create_backbone`` that builds from it (timm-style)."""
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -128,9 +131,92 @@ def weights_filename(name: str, input_size: int | None = None) -> str:
     return spec.weights_file.format(alpha=alpha, rows=rows)
 
 
+# ImageNet weights shipped with the product (Apache 2.0, Keras Applications; see assets/weights/NOTICE.md):
+# Keras's cache file name → sha256. Copied into $KERAS_HOME/models at first use, so the default works offline.
+SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "weights"
+SHIPPED_WEIGHTS = {"mobilenet_2_5_224_tf_no_top.h5": "dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf"}
+_log = logging.getLogger(__name__)
+_good_files: dict[tuple[str, int, int], str] = {}    # (path, size, mtime_ns) → sha256 already checked
+
+
+def _sha256(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _good_files:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _good_files[key] = digest.hexdigest()
+    return _good_files[key]
+
+
+def _damaged(title: str, where: Path) -> WeightsError:
+    return WeightsError(
+        f"The ImageNet weights of {title} that come with the studio are damaged ({where} does not match its "
+        "checksum): reinstall the studio (or restore that file from its repository), or choose random initialisation."
+    )
+
+
+def shipped_weights(name: str, input_size: int | None = None) -> Path | None:
+    """The shipped copy of ``name``'s ImageNet weights (its file, unchecked), or None when none ships."""
+    filename = weights_filename(name, input_size)
+    path = SHIPPED_DIR / filename
+    return path if filename in SHIPPED_WEIGHTS and path.is_file() else None
+
+
+def install_shipped_weights(name: str, input_size: int | None = None) -> bool:
+    """Put the shipped ImageNet weights of ``name`` into Keras's cache when the cache lacks them (or holds a
+    damaged copy): sha256 checked before and after an atomic copy. True when the cache now holds them;
+    False when none ship for ``name``; WeightsError when the shipped file is damaged or cannot be copied."""
+    filename = weights_filename(name, input_size)
+    expected = SHIPPED_WEIGHTS.get(filename)
+    if expected is None:
+        return False
+    title = get_spec(name).title
+    source, target = SHIPPED_DIR / filename, keras_models_dir() / filename
+    if target.is_file():
+        if _sha256(target) == expected:
+            return True
+        _log.warning("Replacing the damaged cached weights %s with the shipped copy", target)
+    if not source.is_file() or _sha256(source) != expected:
+        raise _damaged(title, source)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            if _sha256(Path(tmp)) != expected:
+                raise _damaged(title, Path(tmp))
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise WeightsError(
+            f"The ImageNet weights of {title} could not be copied into Keras's cache {target.parent} "
+            f"({exc.strerror or exc}): make that folder writable (or set KERAS_HOME to a writable folder), "
+            "or choose random initialisation."
+        ) from exc
+    if _sha256(target) != expected:
+        raise _damaged(title, target)
+    return True
+
+
 def weights_cached(name: str, input_size: int | None = None) -> bool:
-    """True when the ImageNet weights for ``name`` are already in Keras's cache."""
-    return (keras_models_dir() / weights_filename(name, input_size)).is_file()
+    """True when the ImageNet weights for ``name`` are in Keras's cache, or ship with the studio (intact), so
+    building with weights='imagenet' needs no download."""
+    if (keras_models_dir() / weights_filename(name, input_size)).is_file():
+        return True
+    shipped = shipped_weights(name, input_size)
+    try:
+        return shipped is not None and _sha256(shipped) == SHIPPED_WEIGHTS[shipped.name]
+    except OSError:
+        return False
 
 
 def resolve_size(name: str, input_size: int | None) -> int:
@@ -160,7 +246,8 @@ def create_backbone(name: str, weights: str = "imagenet", input_size: int | None
 
 
 def _create_imagenet(spec: BackboneSpec, size: int, kwargs: dict) -> "keras.Model":
-    cached = weights_cached(spec.name, size)
+    install_shipped_weights(spec.name, size)   # the default backbone's weights ship with the product
+    cached = (keras_models_dir() / weights_filename(spec.name, size)).is_file()
     old_timeout = socket.getdefaulttimeout()
     if not cached:
         socket.setdefaulttimeout(15)  # a download that cannot connect fails fast, never hangs

@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from .progress import ETA_MIN_SAMPLES, eta_estimate, smooth_rate
 from .tf_env import keras
 
 Emit = Callable[..., None]
@@ -29,6 +30,12 @@ class EventCallback(keras.callbacks.Callback):
         self._t_start = time.time()
         self._epoch_start = time.time()
         self._epoch_times: list[float] = []
+        self._batch_start: float | None = None
+        self._rate: float | None = None          # smoothed seconds per training batch
+        self._overhead: float | None = None      # smoothed seconds per epoch outside the batches (validation)
+        self._samples = 0                        # batches timed so far
+        self._batch_seconds = 0.0                # time spent in this epoch's batches
+        self._first_batch = True                 # the very first batch includes tracing: never timed
 
     def _check_stop(self) -> None:
         if self.stop.is_set() and not self.model.stop_training:
@@ -40,6 +47,10 @@ class EventCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.time()
+        self._batch_seconds = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_start = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
@@ -49,25 +60,50 @@ class EventCallback(keras.callbacks.Callback):
             self.model.stop_training = True
         self._check_stop()
         now = time.time()
+        if self._batch_start is not None:
+            seconds = now - self._batch_start
+            self._batch_seconds += seconds
+            if self._first_batch:
+                self._first_batch = False
+            else:
+                self._rate = smooth_rate(self._rate, seconds)
+                self._samples += 1
         last = self.steps is not None and batch + 1 >= self.steps
         if now - self._last_emit >= self.batch_interval or last:
             self._last_emit = now
             self.emit("batch", phase=self.phase, epoch=self.epoch_offset + self._epoch_index(), batch=batch + 1,
-                      steps=self.steps, loss=loss, accuracy=_f(logs.get("accuracy")), eta=self._eta(batch + 1))
+                      steps=self.steps, loss=loss, accuracy=_f(logs.get("accuracy")), eta=self._eta(batch + 1),
+                      eta_scope=self.eta_scope)
 
     def _epoch_index(self) -> int:
         return len(self._epoch_times) + 1
 
+    def _phase_epochs(self) -> int:
+        """Epochs of this fit (this phase); a later phase (fine-tuning after the head) is estimated when it starts."""
+        epochs = (self.params or {}).get("epochs")
+        return int(epochs) if epochs else self.total_epochs - self.epoch_offset
+
     def _eta(self, batches_done: int) -> float | None:
-        epochs_left = self.total_epochs - (self.epoch_offset + len(self._epoch_times))
-        if self._epoch_times:
-            per_epoch = float(np.mean(self._epoch_times))
-        elif self.steps and batches_done:
-            per_epoch = (time.time() - self._epoch_start) / batches_done * self.steps
-        else:
+        """Seconds left in this phase, from smoothed times per batch (None until they are stable)."""
+        steps = self.steps or (self.params or {}).get("steps")
+        if not steps:
             return None
-        done_in_epoch = (batches_done / self.steps) if self.steps else 0.0
-        return max(0.0, per_epoch * (epochs_left - done_in_epoch))
+        epochs_left = self._phase_epochs() - len(self._epoch_times)     # counting the one in progress
+        if batches_done == 0:                                           # between epochs
+            epochs_left = max(0, epochs_left)
+            batches_left = steps * epochs_left
+        else:
+            batches_left = steps * max(0, epochs_left - 1) + max(0, steps - batches_done)
+        samples = self._samples if not self._epoch_times else max(self._samples, ETA_MIN_SAMPLES)
+        eta = eta_estimate(self._rate, samples, batches_left)
+        if eta is not None and self._overhead:
+            eta += self._overhead * max(0, epochs_left)
+        return eta
+
+    @property
+    def eta_scope(self) -> str:
+        """"phase" when another training phase follows this one, else "run"."""
+        return "phase" if self.epoch_offset + self._phase_epochs() < self.total_epochs else "run"
 
     def on_epoch_end(self, epoch, logs=None):
         if self.stopped_by_user:  # a partial epoch: neither a data point nor a candidate for the best weights
@@ -75,6 +111,9 @@ class EventCallback(keras.callbacks.Callback):
             return
         logs = {k: _f(v) for k, v in (logs or {}).items()}
         self._epoch_times.append(time.time() - self._epoch_start)
+        if self.steps is None and (self.params or {}).get("steps") is None and self._samples:
+            self.steps = self._samples + (1 if len(self._epoch_times) == 1 else 0)   # counted in the first epoch
+        self._overhead = smooth_rate(self._overhead, max(0.0, self._epoch_times[-1] - self._batch_seconds), 0.5)
         value = logs.get(self.monitor, logs.get("loss"))
         if value is not None and math.isfinite(value) and value < self.best_value:
             self.best_value = value
@@ -83,7 +122,8 @@ class EventCallback(keras.callbacks.Callback):
             self.nan_seen = True
             self.model.stop_training = True
         self.emit("epoch", phase=self.phase, epoch=self.epoch_offset + len(self._epoch_times),
-                  total_epochs=self.total_epochs, seconds=self._epoch_times[-1], eta=self._eta(0), **logs)
+                  total_epochs=self.total_epochs, seconds=self._epoch_times[-1], eta=self._eta(0),
+                  eta_scope=self.eta_scope, **logs)
         self._check_stop()
 
     def on_train_end(self, logs=None):

@@ -26,12 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backbones", help="List the pretrained backbones.")
     b.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
-    t = sub.add_parser("train", help="Train a model; prints the run folder as its last line.")
+    t = sub.add_parser("train", help="Train a model; prints the run folder as its last line.",
+                       epilog=strategies_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _run_arguments(t)
-    t.add_argument("--strategy", help="feature_extraction (default), fine_tune, scratch, and more.")
+    t.add_argument("--strategy", help="One of the strategies listed below. Default: feature_extraction.")
 
     c = sub.add_parser("compare", help="Train several strategies/backbones on the same split and seed, one after "
-                                       "another, and print them side by side.")
+                                       "another, and print them side by side.",
+                       epilog=strategies_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _run_arguments(c)
     c.add_argument("--strategies", help="Comma-separated strategies. Default: the config's strategy and scratch.")
     c.add_argument("--backbones", help="Comma-separated backbones. Default: the config's backbone.")
@@ -65,6 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="Write the built-in synthetic sample dataset to a folder.")
     s.add_argument("out", help="Folder to create.")
     return p
+
+
+# One line per registered strategy for --help (tlcore.strategies imports TensorFlow; --help must stay fast).
+# The tests check these names against the registry.
+STRATEGY_LINES = {
+    "feature_extraction": "frozen backbone, only a new head learns; fastest (default)",
+    "fine_tune": "the head first, then the backbone's top layers at a low learning rate",
+    "scratch": "the same network from random weights; the baseline",
+    "domain_adaptation": "also learns from unlabelled target images (--target-data)",
+    "multitask": "one head per label column of a CSV (label_columns in --config)",
+    "few_shot": "one prototype per class from a handful of photos",
+}
+
+
+def strategies_help() -> str:
+    """The strategies, one line each (name, title, what it does), for the train/compare --help."""
+    from .compare import TITLES
+
+    width = max(map(len, STRATEGY_LINES))
+    return "strategies (--strategy):\n" + "\n".join(
+        f"  {name:{width}}  {TITLES.get(name, name)}: {line}." for name, line in STRATEGY_LINES.items())
 
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:
@@ -271,7 +294,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .predict import Predictor
+    from .predict import Predictor, prediction_records
 
     if args.top_k < 1:
         raise TLError("--top-k must be 1 or more.")
@@ -279,13 +302,14 @@ def cmd_predict(args) -> int:
     for image in args.images:
         if not Path(image).is_file():
             raise TLError(f"{image} does not exist: pass the path of an image file.")
-    results = predictor.predict(list(args.images), top_k=args.top_k)
+    records = prediction_records(predictor, list(args.images), top_k=args.top_k)
     if args.json:
-        print(json.dumps([{"image": img, "top": [{"class": c, "probability": p} for c, p in top]}
-                          for img, top in zip(args.images, results)], ensure_ascii=False))
+        print(json.dumps(records, ensure_ascii=False))
         return 0
-    for img, top in zip(args.images, results):
-        print(f"{img}: " + ", ".join(f"{c} ({p:.1%})" for c, p in top))
+    for row in records:
+        for task, top in (row.get("tasks") or {"": row["top"]}).items():   # multi-task: one line per label column
+            print(f"{row['image']}{f' [{task}]' if task else ''}: "
+                  + ", ".join(f"{t['class']} ({t['probability']:.1%})" for t in top))
     return 0
 
 

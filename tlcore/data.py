@@ -534,6 +534,7 @@ def _build(entries: list[_Entry], dest: Path, report: DataReport, source: str, *
     if unlabelled:
         if not samples:
             raise DataError(f"No usable images were found in {source}; {_skipped_hint(report)}")
+        _warn_duplicates(kept, report, unlabelled=True)
         dataset = Dataset(dest, [], samples, report, {}, source)
         dataset.save()
         return dataset
@@ -613,19 +614,35 @@ def _split(samples: list[Sample], classes: list[str], val_split: float, test_spl
                                        f"{', '.join(repr(c) for c in lacking)}; add some so they can be measured.")
 
 
-def _warn_duplicates(kept: list[tuple[_Entry, str, str]], report: DataReport) -> None:
+def _listing(items: list[str], limit: int = 3) -> str:
+    """``'a', 'b' and 'c'``, or ``'a', 'b', 'c' and 4 more``: a few names the user can look for, then a count."""
+    shown, rest = items[:limit], len(items) - limit
+    if rest > 0:
+        return ", ".join(shown) + f" and {rest} more"
+    return " and ".join([", ".join(shown[:-1]), shown[-1]]) if len(shown) > 1 else "".join(shown)
+
+
+def _warn_duplicates(kept: list[tuple[_Entry, str, str]], report: DataReport, unlabelled: bool = False) -> None:
+    """Warn about byte-identical images, naming the files so the user can find and remove the copies."""
     by_hash: dict[str, list[_Entry]] = defaultdict(list)
     for entry, _, digest in kept:
         by_hash[digest].append(entry)
-    groups = [g for g in by_hash.values() if len(g) > 1]
+    groups = [sorted(g, key=lambda e: e.origin) for g in by_hash.values() if len(g) > 1]
+    groups.sort(key=lambda g: g[0].origin)
     cross = [g for g in groups if len({e.label for e in g}) > 1]
     for group in cross[:5]:
         where = " and ".join(f"'{e.origin}' (class '{e.label}')" for e in group[:3])
         report.warnings.append(f"The same image is in two classes: {where}; it leaks between splits and "
                                "confuses training, so keep only the right copy.")
     if len(cross) > 5:
-        report.warnings.append(f"{len(cross) - 5} more images are in two classes; remove the wrong copies.")
-    within = len(groups) - len(cross)
+        pairs = ["(" + ", ".join(f"'{e.origin}'" for e in g[:2]) + ")" for g in cross[5:]]
+        report.warnings.append(f"{len(cross) - 5} more images are in two classes ({_listing(pairs)}); remove the "
+                               "wrong copies.")
+    within = [g for g in groups if g not in cross]
     if within:
-        report.warnings.append(f"{_plural(within, 'image')} {'appears' if within == 1 else 'appear'} more than once in the same class; copies can "
-                               "leak between splits and flatter the test score, so remove the duplicates.")
+        copies = ["(" + ", ".join(f"'{e.origin}'" for e in g[:3]) + (f" and {len(g) - 3} more" if len(g) > 3
+                                                                  else "") + ")" for g in within]
+        where, harm = (("among these images", "Each copy counts again") if unlabelled else
+                       ("in the same class", "Copies can leak between splits and flatter the test score"))
+        report.warnings.append(f"{_plural(len(within), 'image')} {'appears' if len(within) == 1 else 'appear'} "
+                               f"more than once {where}: {_listing(copies)}. {harm}, so remove the duplicates.")

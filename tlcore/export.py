@@ -24,8 +24,9 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .errors import ConfigError, DataError, ExportError, TLError
-from .predict import (Predictor, batched_call, load_labels, load_run_config, load_run_model, model_image_size,
-                      run_dataset)
+from .model_card import model_card  # noqa: F401 - the model card lives there
+from .predict import (Predictor, batched_call, download_name, load_labels, load_run_config,  # noqa: F401
+                      load_run_model, model_image_size, run_dataset)
 from .runs import atomic_write
 from .tf_env import keras, tf
 
@@ -204,104 +205,6 @@ def zip_dir(path: str | Path, dest: str | Path | None = None) -> bytes | Path:
         raise ExportError(f"{Path(dest).name} could not be written ({exc.strerror or exc}): "
                           "check that the folder is writable.") from exc
     return Path(dest)
-
-
-# -- model card -----------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def _counts(run_dir: Path) -> dict[str, dict[str, int]] | None:
-    report = _read_json(run_dir / "data_report.json")
-    if report and isinstance(report.get("counts"), dict):
-        return report["counts"]
-    try:
-        dataset = run_dataset(run_dir)
-    except TLError:
-        return None
-    return {split: dataset.counts(split) for split in ("train", "val", "test")}
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|")
-
-
-def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: list[str] | None = None) -> str:
-    """A Markdown model card: data, model, settings, metrics, intended use and limitations, how to load."""
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    labels = labels or load_labels(run_dir)
-    size = image_size or config.image_size or 224
-    if config.backbone_file:
-        backbone = f"custom backbone ({Path(config.backbone_file).name})"
-    else:
-        from .backbones import get_spec
-
-        backbone = f"{get_spec(config.backbone).title} (`{config.backbone}`)"
-    weights = {"imagenet": "ImageNet pretrained", "none": "random initialisation"}.get(
-        config.weights, f"from file {Path(config.weights).name}")
-    lines = [f"# Model card: {config.name or run_dir.name}", "",
-             f"An image classifier for {len(labels)} classes, trained with Transfer Learning Studio.", "",
-             "## Model", "",
-             f"- Backbone: {backbone}, weights: {weights}",
-             f"- Strategy: `{config.strategy}`",
-             f"- Input: RGB pixels 0-255 (float32). The .keras and SavedModel files take any image size and resize "
-             f"to {size}×{size} themselves; the .tflite files take one image of shape (1, {size}, {size}, 3), "
-             "already resized (bilinear).",
-             "- Output: softmax probabilities, one per class, in the order of labels.txt", "",
-             "## Settings", "",
-             f"- Epochs: {config.epochs} (fine-tuning: {config.fine_tune_epochs}), batch size {config.batch_size}, "
-             f"optimizer {config.optimizer}, learning rate {config.learning_rate:g} "
-             f"(fine-tuning {config.fine_tune_learning_rate:g})",
-             f"- Head: {json.dumps(config.head)}; freeze: {json.dumps(config.freeze)}",
-             f"- Augmentation: {json.dumps(config.augment)}; class weights: {config.class_weights}; seed: {config.seed}",
-             "", "## Data", ""]
-    counts = _counts(run_dir)
-    if counts:
-        splits = [s for s in ("train", "val", "test") if s in counts]
-        lines += ["| class | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
-        lines += [f"| {_cell(c)} | " + " | ".join(str(counts[s].get(c, 0)) for s in splits) + " |" for c in labels]
-    else:
-        lines.append("The image counts were not recorded. Classes: " + ", ".join(labels))
-    lines += ["", "## Evaluation", ""]
-    ev = _read_json(run_dir / "evaluation.json")
-    if ev and ev.get("n"):
-        lines.append(f"On {ev['n']} held-out images ({ev.get('split', 'test')}): accuracy {ev['accuracy']:.3f}, "
-                     f"top-{ev.get('top_k', 3)} accuracy {ev['top_k_accuracy']:.3f}, macro F1 {ev['macro_f1']:.3f}.")
-        lines += ["", "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
-        lines += [f"| {_cell(r['class'])} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['support']} |"
-                  for r in ev.get("per_class", [])]
-    else:
-        lines.append("No evaluation on held-out images was recorded for this model.")
-    lines += ["", "## Intended use and limitations", "",
-              f"- Meant to sort images into these classes only: {', '.join(labels)}. Any other image still gets one "
-              "of them, often with high confidence.",
-              "- The metrics hold for images like the training data; other cameras, lighting or backgrounds can "
-              "lower accuracy. Check it on your own images before relying on it.",
-              "- A small test set gives uncertain metrics. Do not use the model for decisions about people, or "
-              "for medical or safety decisions, without a proper validation.", "",
-              "## How to load", "", "```python",
-              "import keras, numpy as np",
-              'model = keras.saving.load_model("model.keras")           # raw RGB pixels 0-255, any size',
-              'labels = open("labels.txt", encoding="utf-8").read().splitlines()',
-              "probs = model.predict(np.asarray(image, 'float32')[None])[0]",
-              "",
-              "import tensorflow as tf                                   # SavedModel (TF Serving)",
-              'served = tf.saved_model.load("saved_model")              # keep it: it owns the weights',
-              "probs = served.serve(tf.constant(batch, tf.float32))",
-              "",
-              "from ai_edge_litert.interpreter import Interpreter       # or tf.lite.Interpreter",
-              'interpreter = Interpreter(model_path="model.tflite")     # or model_float16 / model_int8',
-              "interpreter.allocate_tensors()",
-              f"x = tf.image.resize(image, ({size}, {size})).numpy()[None].astype('float32')",
-              'interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x); interpreter.invoke()',
-              'probs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]',
-              "```", ""]
-    return "\n".join(lines)
 
 
 # -- parity ---------------------------------------------------------------------------------------------------

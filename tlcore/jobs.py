@@ -5,6 +5,7 @@ queues a comparison of five runs does not take every slot, and the runs of one c
 so their times compare. A slot stays free rather than start a second run of someone already training."""
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from pathlib import Path
@@ -60,6 +61,9 @@ class JobManager:
                 self._queue.remove(run_id)
                 self._running.add(run_id)
             try:
+                if "tensorflow" not in sys.modules:          # the first run after a start imports TensorFlow
+                    self.store.append_event(run_id, "phase", phase="load",
+                                            message="Loading TensorFlow (only the first run after a server start)")
                 from .runner import execute_run
 
                 execute_run(self.store, run_id, self._stops[run_id])

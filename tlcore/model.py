@@ -51,10 +51,16 @@ class LayerInfo:
 
 @dataclass
 class FreezeSummary:
+    """What a freeze setting did. ``frozen_layers`` counts the layers the setting froze (so "Train every layer"
+    gives 0 and "Train only the top 20" gives total − 20); ``batchnorm_kept`` counts the BatchNorm layers among the
+    others, which stay frozen in inference mode anyway (the Keras transfer-learning guide's rule)."""
+
     trainable_params: int
     frozen_params: int
     frozen_layers: int
     total_layers: int
+    batchnorm_kept: int = 0
+    trainable_layers: int = 0       # layers with weights that will actually change
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -207,13 +213,31 @@ def freeze(backbone: keras.Model, cfg: FreezeConfig, keep_bn_frozen: bool = True
     for i, layer in enumerate(backbone.layers):
         is_bn = keep_bn_frozen and isinstance(layer, layers.BatchNormalization)
         layer.trainable = backbone.trainable and i >= k and not is_bn
-    return summarize(backbone)
+    return summarize(backbone, k)
 
 
-def summarize(backbone: keras.Model) -> FreezeSummary:
+def summarize(backbone: keras.Model, frozen_by_choice: int | None = None) -> FreezeSummary:
+    """Counts for a frozen backbone; ``frozen_by_choice`` is the number of leading layers the setting froze
+    (without it: the layers that will not change, BatchNorm included)."""
     trainable = _count(backbone.trainable_weights)
-    frozen_layers = sum(1 for layer in backbone.layers if not (layer.trainable and layer.trainable_weights))
-    return FreezeSummary(trainable, _count(backbone.weights) - trainable, frozen_layers, len(backbone.layers))
+    moving = sum(1 for layer in backbone.layers if layer.trainable and layer.trainable_weights)
+    if frozen_by_choice is None:
+        frozen_by_choice = sum(1 for layer in backbone.layers if not (layer.trainable and layer.trainable_weights))
+    kept = sum(1 for i, layer in enumerate(backbone.layers) if i >= frozen_by_choice
+               and isinstance(layer, layers.BatchNormalization) and not layer.trainable)
+    return FreezeSummary(trainable, _count(backbone.weights) - trainable, int(frozen_by_choice),
+                         len(backbone.layers), kept, moving)
+
+
+def layer_status(info: LayerInfo, frozen_by_choice: int) -> str:
+    """One layer's state in words, for the layer-by-layer list."""
+    if info.trainable:
+        return "trains"
+    if not info.params:
+        return "no weights"
+    if info.type == "BatchNormalization" and info.index >= frozen_by_choice:
+        return "frozen (BatchNorm, inference mode)"
+    return "frozen"
 
 
 def param_counts(model: keras.Model) -> tuple[int, int]:

@@ -182,23 +182,57 @@ def model_call(model: keras.Model, batches: int = _TRACE_FROM):
 class Predictor:
     """A trained run ready to classify images: ``Predictor.from_run(run_dir).predict([...], top_k=3)``."""
 
-    def __init__(self, model: keras.Model, classes: list[str], image_size: int, run_dir: Path | None = None) -> None:
+    def __init__(self, model: keras.Model, classes: list[str], image_size: int, run_dir: Path | None = None,
+                 tasks: dict[str, list[str]] | None = None, full_model: keras.Model | None = None) -> None:
         n_out = int(model.output.shape[-1])
         if n_out != len(classes):
             raise RunError(f"The model has {n_out} outputs but labels.json names {len(classes)} classes: "
                            "train the run again.")
         self.model, self.classes, self.image_size, self.run_dir = model, list(classes), int(image_size), run_dir
+        # multi-task: every task's classes (main task first) and the model with one output per task
+        self.tasks, self.full_model = dict(tasks or {}), full_model
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> "Predictor":
         """Load the model, labels and input size of a finished run."""
-        model = main_task_model(load_run_model(run_dir), run_dir)
+        full = load_run_model(run_dir)
+        model = main_task_model(full, run_dir)
+        tasks = None
+        if model is not full:
+            from .strategies.multitask import load_tasks
+
+            tasks = load_tasks(run_dir)
         classes = load_labels(run_dir)
         try:
             config = load_run_config(run_dir)
         except Exception:  # noqa: BLE001 - the resize layer usually answers anyway
             config = None
-        return cls(model, classes, model_image_size(model, config), Path(run_dir))
+        return cls(model, classes, model_image_size(model, config), Path(run_dir), tasks,
+                   full if tasks else None)
+
+    @property
+    def multitask(self) -> bool:
+        """True for a multi-task run (one answer per label column)."""
+        return len(self.tasks) > 1 and self.full_model is not None
+
+    def task_probabilities(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Multi-task: {task: probabilities (N, classes)} for a prepared batch; {main task: ...} otherwise."""
+        if not self.multitask:
+            return {next(iter(self.tasks), "label"): batched_call(self.model, batch)}
+        from .strategies.multitask import output_keys
+
+        keys = output_keys(list(self.tasks))
+        call = model_call(self.full_model, -(-len(batch) // BATCH_SIZE))
+        chunks = [call(tf.convert_to_tensor(batch[i:i + BATCH_SIZE])) for i in range(0, len(batch), BATCH_SIZE)]
+        return {task: (np.concatenate([np.asarray(c[keys[task]]) for c in chunks]) if chunks
+                       else np.zeros((0, len(classes)), "float32")) for task, classes in self.tasks.items()}
+
+    def predict_tasks(self, images: Any, top_k: int = 3) -> list[dict[str, list[tuple[str, float]]]]:
+        """Every task's top ``top_k`` (class, probability) pairs per image: [{task: [...]}, ...]."""
+        probs = self.task_probabilities(self.prepare(images))
+        tasks = self.tasks if self.multitask else {next(iter(probs)): self.classes}
+        tops = {task: _top(probs[task], tasks[task], top_k) for task in tasks}
+        return [{task: tops[task][i] for task in tasks} for i in range(len(next(iter(tops.values()))))]
 
     def prepare(self, images: Any) -> np.ndarray:
         """Decode and resize images exactly as in training → float32 batch (N, size, size, 3), 0-255."""
@@ -219,13 +253,21 @@ class Predictor:
 
     def top_k(self, probs: np.ndarray, top_k: int = 3) -> list[list[tuple[str, float]]]:
         """Probabilities (N, classes) → the ``top_k`` (class, probability) pairs per row, most likely first."""
-        k = max(1, min(int(top_k), len(self.classes)))
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        return [[(self.classes[j], float(row[j])) for j in idx] for row, idx in zip(probs, order)]
+        return _top(probs, self.classes, top_k)
+
+
+def _top(probs: np.ndarray, classes: list[str], top_k: int) -> list[list[tuple[str, float]]]:
+    k = max(1, min(int(top_k), len(classes)))
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [[(classes[j], float(row[j])) for j in idx] for row, idx in zip(probs, order)]
 
 
 def predict_table(predictor: Predictor, named_images: Sequence[tuple[str, bytes]], top_k: int = 3) -> list[dict]:
-    """One row per uploaded file (for a CSV download); a bad file gets a row with its error, not an exception."""
+    """One row per uploaded file (for a CSV download); a bad file gets a row with its error, not an exception.
+
+    Keys: file, prediction, confidence, a ``task:<name>`` and ``task:<name>:confidence`` pair per further task of a
+    multi-task run, top1, top1_probability, …, and error; :func:`table_columns` names them in words.
+    """
     k = max(1, min(int(top_k), len(predictor.classes)))
     resized, good, errors = [], [], {}
     for i, (name, data) in enumerate(named_images):
@@ -234,16 +276,76 @@ def predict_table(predictor: Predictor, named_images: Sequence[tuple[str, bytes]
             good.append(i)
         except ImageError as exc:
             errors[i] = str(exc)
-    by_index = dict(zip(good, predictor.top_k(batched_call(predictor.model, _stack(resized, predictor.image_size)), k)))
+    probs = predictor.task_probabilities(_stack(resized, predictor.image_size))
+    main, *others = predictor.tasks if predictor.multitask else list(probs)
+    by_index = dict(zip(good, predictor.top_k(probs[main], k)))
+    extra = {task: dict(zip(good, _top(probs[task], predictor.tasks[task], 1))) for task in others}
     rows = []
     for i, (name, _) in enumerate(named_images):
         row: dict[str, Any] = {"file": name, "prediction": "", "confidence": None}
         top = by_index.get(i, [])
         if top:
             row["prediction"], row["confidence"] = top[0]
+        for task, answers in extra.items():
+            cls, p = answers[i][0] if i in answers else ("", None)
+            row[f"task:{task}"], row[f"task:{task}:confidence"] = cls, p
         for rank in range(k):
             cls, p = top[rank] if rank < len(top) else ("", None)
             row[f"top{rank + 1}"], row[f"top{rank + 1}_probability"] = cls, p
         row["error"] = errors.get(i, "")
+        rows.append(row)
+    return rows
+
+
+ORDINALS = ("1st", "2nd", "3rd")
+
+
+def table_columns(predictor: Predictor, keys: Sequence[str]) -> dict[str, str]:
+    """predict_table's keys → column names in words ("2nd guess", "colour confidence"), unique."""
+    main = next(iter(predictor.tasks)) if predictor.multitask else None
+    names: dict[str, str] = {}
+    for key in keys:
+        if key in ("prediction", "confidence"):
+            name = f"{main} {key}" if main else key
+        elif key.startswith("task:"):
+            task = key[5:].removesuffix(":confidence")
+            name = f"{task} confidence" if key.endswith(":confidence") else f"{task} prediction"
+        elif key.startswith("top") and key[3:].split("_")[0].isdigit():
+            rank = int(key[3:].split("_")[0])
+            word = ORDINALS[rank - 1] if rank <= len(ORDINALS) else f"{rank}th"
+            name = f"{word} guess" + (" probability" if key.endswith("_probability") else "")
+        else:
+            name = key
+        while name in names.values():
+            name += " "
+        names[key] = name
+    return names
+
+
+def sample_images(run_dir: str | Path, limit: int = 50) -> list[tuple[str, str | None]]:
+    """Images to try a run on: (path, true label) from its test split, else from its whole dataset."""
+    dataset = run_dataset(run_dir)
+    samples = dataset.split("test") or list(dataset.samples)
+    if not samples:
+        raise DataError("This run's dataset has no images to try: upload an image instead.")
+    return [(s.path, s.label) for s in samples[:limit]]
+
+
+def download_name(run_name: str | None, run_id: str, what: str) -> str:
+    """A download's file name carrying its run: ``<run name>-<short id>-<what>``, safe on every system."""
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", str(run_name or "run")).strip("-._")[:60] or "run"
+    return f"{stem}-{str(run_id)[-6:]}-{what}"
+
+
+def prediction_records(predictor: Predictor, images: Sequence[Any], top_k: int = 3) -> list[dict]:
+    """The command line's answers: [{image, top: [{class, probability}], tasks?: {task: [{class, probability}]}}]."""
+    rows = []
+    for image, answer in zip(images, predictor.predict_tasks(list(images), top_k)):
+        tops = {task: [{"class": c, "probability": p} for c, p in pairs] for task, pairs in answer.items()}
+        row = {"image": str(image), "top": next(iter(tops.values()))}
+        if predictor.multitask:
+            row["tasks"] = tops
         rows.append(row)
     return rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PHASE_WORDS = {
+    "load": "Loading TensorFlow (only the first run after a server start)",
     "data": "Reading the images",
     "build": "Building the model",
     "features": "Passing the images through the backbone once (cached for the head)",
@@ -18,6 +19,13 @@ PHASE_WORDS = {
     "evaluate": "Measuring accuracy on the test images",
 }
 FINISHED = ("done", "failed", "stopped", "interrupted")
+TRAINING_PHASES = ("head", "fine-tune", "train")      # the phases whose progress is counted in epochs
+# The stages a run goes through, in order, as the live view lists them (phase → short label).
+STAGES = (("load", "Loading TensorFlow"), ("data", "Reading the images"), ("build", "Building the model"),
+          ("features", "Computing features"), ("training", "Training"), ("save", "Saving the model"),
+          ("evaluate", "Measuring accuracy"))
+ETA_MIN_SAMPLES = 5      # batches timed (after the warm-up batch) before a time left is shown
+ETA_ALPHA = 0.2          # weight of the newest batch in the moving average of seconds per batch
 
 
 @dataclass
@@ -43,6 +51,10 @@ class RunProgress:
     metrics: dict = field(default_factory=dict)
     started: float | None = None
     last_time: float | None = None
+    eta_scope: str = "run"                    # "phase": the time left covers this phase only
+    phase_batches: int = 0                    # batch events seen in the current phase
+    estimating: bool = False                  # training, but the time left is not stable yet
+    stages_seen: list[str] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -64,6 +76,7 @@ def summarize(events: list[dict], expected_epochs: int | None = None) -> RunProg
                 p.started = ev.get("t")
         elif kind == "phase":
             p.phase = ev.get("phase", p.phase)
+            _saw(p, p.phase)
             p.phase_text = ev.get("message") or PHASE_WORDS.get(p.phase, p.phase.replace("_", " ").capitalize())
             if p.state == "queued":
                 p.state = "running"
@@ -71,25 +84,33 @@ def summarize(events: list[dict], expected_epochs: int | None = None) -> RunProg
                 done = p.epochs[-1]["epoch"] if p.epochs else 0
                 p.fine_tune_start = done + 0.5
             p.batch = p.steps = None
+            p.phase_batches = 0
         elif kind == "progress":
             p.features_done, p.features_total = ev.get("done"), ev.get("total")
             if ev.get("phase") == "features":
                 p.phase, p.phase_text = "features", PHASE_WORDS["features"]
+                _saw(p, "features")
         elif kind == "batch":
+            p.phase_batches += 1
             p.current_epoch = ev.get("epoch", p.current_epoch)
             p.batch, p.steps = ev.get("batch"), ev.get("steps")
             p.batch_loss = ev.get("loss")
-            p.eta = ev.get("eta", p.eta)
+            p.eta = ev.get("eta")
+            p.eta_scope = ev.get("eta_scope", "run")
+            p.estimating = p.eta is None
             if ev.get("phase"):
                 p.phase = ev["phase"]
                 p.phase_text = PHASE_WORDS.get(p.phase, p.phase_text)
         elif kind == "epoch":
             row = {k: ev.get(k) for k in ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy",
                                           "seconds")}
+            row.update({k: v for k, v in ev.items() if k.endswith("_accuracy") and k not in row})  # multi-task
             p.epochs.append(row)
             p.total_epochs = ev.get("total_epochs", p.total_epochs)
             p.current_epoch = ev.get("epoch")
-            p.eta = ev.get("eta", p.eta)
+            p.eta = ev.get("eta")
+            p.eta_scope = ev.get("eta_scope", "run")
+            p.estimating = p.eta is None and p.current_epoch != p.total_epochs
             p.batch = p.steps = None
             if ev.get("phase") == "fine-tune" and p.fine_tune_start is None:
                 p.fine_tune_start = (ev.get("epoch") or 1) - 0.5
@@ -104,7 +125,65 @@ def summarize(events: list[dict], expected_epochs: int | None = None) -> RunProg
         elif kind == "queued":
             p.state = "queued"
     p.fraction = _fraction(p)
+    if p.phase not in TRAINING_PHASES:
+        p.estimating = False
     return p
+
+
+def _saw(p: RunProgress, phase: str) -> None:
+    stage = "training" if phase in (*TRAINING_PHASES, "unfreeze") else phase
+    if stage not in p.stages_seen:
+        p.stages_seen.append(stage)
+
+
+NO_FEATURE_PASS = ("scratch",)        # strategies that train on images, without a cached backbone pass
+
+
+def stages(p: RunProgress, strategy: str | None = None) -> list[tuple[str, str]]:
+    """The run's stages as (label, status), status one of "done", "now", "next"; the features stage names its
+    count ("Computing features: 40 of 120 batches"). Stages a strategy skips (no feature pass) are left out."""
+    seen = set(p.stages_seen)
+    if strategy in NO_FEATURE_PASS:
+        seen.discard("features")
+    current = p.stages_seen[-1] if p.stages_seen and not p.finished else None
+    order = [key for key, _ in STAGES]
+    last_seen = max((order.index(s) for s in seen if s in order), default=-1)
+    out = []
+    for i, (key, label) in enumerate(STAGES):
+        if key == "features" and key not in seen and (last_seen > i or strategy in NO_FEATURE_PASS):
+            continue                                   # this strategy trains without a feature pass
+        if key == "load" and key not in seen:
+            continue                                   # TensorFlow was already loaded
+        if key == "features" and p.features_total and key == current:
+            label = f"{label}: {p.features_done or 0} of {p.features_total} batches"
+        if key == "training" and key == current and p.current_epoch and p.total_epochs:
+            label = f"{label}: epoch {_epoch_now(p)} of {p.total_epochs}"
+        status = "now" if key == current else "done" if (key in seen or i < last_seen or p.state == "done") else "next"
+        out.append((label, status))
+    return out
+
+
+def smooth_rate(previous: float | None, sample: float, alpha: float = ETA_ALPHA) -> float:
+    """Exponential moving average of seconds per batch: ``sample`` when there is no previous value."""
+    if previous is None:
+        return float(sample)
+    return (1.0 - alpha) * previous + alpha * float(sample)
+
+
+def eta_estimate(seconds_per_batch: float | None, samples: int, batches_left: float,
+                 min_samples: int = ETA_MIN_SAMPLES) -> float | None:
+    """Seconds left from the smoothed time per batch; None ("estimating…") until ``min_samples`` batches
+    were timed."""
+    if seconds_per_batch is None or samples < min_samples:
+        return None
+    return max(0.0, seconds_per_batch * max(0.0, batches_left))
+
+
+def _epoch_now(p: RunProgress) -> int:
+    """The epoch being trained: the one of the last batch, else the one after the last finished epoch."""
+    if p.batch or not p.current_epoch:
+        return p.current_epoch or 1
+    return min(p.current_epoch + 1, p.total_epochs or p.current_epoch + 1)
 
 
 def _fraction(p: RunProgress) -> float:
@@ -153,14 +232,20 @@ def status_line(p: RunProgress) -> str:
     parts = [p.phase_text]
     if p.phase == "features" and p.features_total:
         parts.append(f"batch {p.features_done or 0} of {p.features_total}")
-    elif p.current_epoch and p.total_epochs:
-        epoch = p.current_epoch if p.batch else min(p.current_epoch + 1, p.total_epochs)
-        parts.append(f"epoch {epoch} of {p.total_epochs}")
+    elif p.phase in TRAINING_PHASES and p.total_epochs:
+        parts.append(f"epoch {_epoch_now(p) if p.current_epoch else len(p.epochs) + 1} of {p.total_epochs}")
         if p.batch and p.steps:
             parts.append(f"batch {p.batch} of {p.steps}")
-    eta = eta_text(p.eta)
-    if eta:
-        parts.append(eta)
+        elif not p.phase_batches:
+            parts.append("preparing the first batch (the slowest: TensorFlow builds the training step)")
+    elif p.phase in ("save", "evaluate") and p.epochs:
+        done = p.epochs[-1]["epoch"]
+        parts.append(f"after {done} epoch{'s' if done != 1 else ''}")
+    if p.phase in TRAINING_PHASES:
+        eta = eta_text(p.eta)
+        if eta and p.eta_scope == "phase":
+            eta += " in this phase"
+        parts.append(eta or "estimating the time left…")
     return " · ".join(parts)
 
 

@@ -12,6 +12,9 @@ from .progress import curves, duration_text
 from .runs import RunStore
 
 FREEZE_WORDS = {"all": "whole backbone frozen", "none": "nothing frozen"}
+CHANCE_MARGIN = 0.05          # within 5 points of 1/classes counts as "at chance"
+PENDING_WORDS = {"queued": "queued", "running": "training"}
+WEIGHT_WORDS = {"imagenet": "ImageNet", "none": "random", "file": "your file"}
 
 
 def load_json(path: Path) -> dict | None:
@@ -48,6 +51,50 @@ def freeze_text(config) -> str:
     return FREEZE_WORDS.get(mode, str(mode))
 
 
+def chance_verdict(accuracy: float | None, n_classes: int | None, *, weights: str = "imagenet",
+                   strategy: str = "feature_extraction", n_train: int | None = None,
+                   which: str = "test") -> str | None:
+    """A plain warning when a model ends at or near chance (accuracy within 5 points of 1/classes, or below),
+    naming the likely cause and the fix; None when it learned something, or when there is nothing to judge."""
+    if accuracy is None or not n_classes or n_classes < 2:
+        return None
+    try:
+        accuracy = float(accuracy)
+    except (TypeError, ValueError):
+        return None
+    if accuracy != accuracy:                          # NaN
+        return None
+    chance = 1.0 / n_classes
+    if accuracy > chance + CHANCE_MARGIN:
+        return None
+    head = (f"The model is no better than guessing: {accuracy:.0%} on the {which} images, where picking one of the "
+            f"{n_classes} classes at random gives {chance:.0%}.")
+    images = f" on {n_train} training images" if n_train else ""
+    if strategy == "scratch" or weights == "none":
+        cause = (f" Likely cause: it started from random weights (no pretraining){images}, which is far too few "
+                 "images to learn from scratch." if strategy == "scratch" else
+                 " Likely cause: the backbone started from random weights (no pretraining), so the features it "
+                 "passes to the new head say little about your images.")
+        fix = (" Fix: on the Model page choose ImageNet (pretrained) weights, and on the Train page choose feature "
+               "extraction; or train longer and add more images per class.")
+    else:
+        cause = (" Likely cause: too few epochs, a learning rate too high for these images, or classes that look "
+                 "alike (or wrong labels).")
+        fix = (" Fix: train for more epochs, try a lower learning rate, add more images per class and check that "
+               "each folder holds the right class.")
+    return head + cause + fix
+
+
+def final_accuracy(metrics: dict, epochs: list[dict]) -> tuple[float | None, str]:
+    """The run's final accuracy and where it was measured: the test images, else the last validation epoch."""
+    if metrics.get("accuracy") is not None:
+        return metrics["accuracy"], "test"
+    for row in reversed(epochs or []):
+        if row.get("val_accuracy") is not None:
+            return row["val_accuracy"], "validation"
+    return None, "test"
+
+
 def compare_runs(store: RunStore, owner: str) -> list[dict]:
     """One row per run this owner may see: strategy, backbone, weights, frozen layers, accuracy, time."""
     rows = []
@@ -60,7 +107,7 @@ def compare_runs(store: RunStore, owner: str) -> list[dict]:
         rows.append({
             "run": record.id, "name": record.name, "state": record.state.value,
             "strategy": config.strategy, "backbone": "custom" if config.backbone_file else config.backbone,
-            "weights": config.weights if config.weights in ("imagenet", "none") else "file",
+            "weights": WEIGHT_WORDS[config.weights if config.weights in ("imagenet", "none") else "file"],
             "image size": config.image_size, "frozen": freeze_text(config),
             "accuracy": metrics.get("accuracy"), "macro F1": metrics.get("macro_f1"),
             "epochs": metrics.get("epochs"), "trainable params": metrics.get("trainable_params"),
@@ -69,6 +116,22 @@ def compare_runs(store: RunStore, owner: str) -> list[dict]:
             "shared": record.shared, "mine": record.owner == owner, "group": config.group,
         })
     return rows
+
+
+def table_rows(rows: list[dict]) -> list[dict]:
+    """``compare_runs`` rows for display: numbers as text, and "queued" / "training" (or "—" for a run that ended
+    without a result) in the result cells of runs that have none yet, so no cell reads "None"."""
+    out = []
+    for row in rows:
+        pending = PENDING_WORDS.get(row["state"], "—")
+        shown = dict(row)
+        for key, fmt in (("accuracy", "{:.1%}"), ("macro F1", "{:.2f}"), ("epochs", "{:d}"),
+                         ("trainable params", "{:,}")):
+            value = row.get(key)
+            shown[key] = pending if value is None else fmt.format(int(value) if fmt in ("{:d}", "{:,}") else value)
+        shown["time"] = row.get("time") or pending
+        out.append(shown)
+    return out
 
 
 def per_class_f1(store: RunStore, run_ids: list[str]) -> list[dict]:

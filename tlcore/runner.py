@@ -90,7 +90,13 @@ def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = Non
         atomic_write(run_dir / "evaluation.json", json.dumps(evaluation, indent=2, ensure_ascii=False, default=str))
         state = RunState.STOPPED if stop.is_set() else RunState.DONE
         metrics = {k: evaluation.get(k) for k in ("accuracy", "macro_f1", "top_k_accuracy") if k in evaluation}
-        metrics.update(epochs=ctx.epochs_done, trainable_params=_trainable(result.model))
+        metrics.update(epochs=ctx.epochs_done, trainable_params=_trainable(result.model),
+                       classes=len(result.classes))
+        if evaluation.get("target_accuracy") is not None:          # domain adaptation: scored on the target
+            metrics["target_accuracy"] = evaluation["target_accuracy"]
+        note = _chance_note(store, run_id, config, dataset, metrics, len(result.classes))
+        if note:
+            metrics["chance_warning"] = note
         store.set_state(run_id, state, metrics=metrics)
         emit(state.value, metrics=metrics)
         return state
@@ -108,6 +114,21 @@ def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = Non
         message = (f"Training failed unexpectedly ({type(exc).__name__}). Try a smaller batch size or another "
                    "backbone; the details are in the run's error.log.")
         return _fail(store, run_id, message, emit)
+
+
+def _chance_note(store: RunStore, run_id: str, config: RunConfig, dataset: Dataset, metrics: dict,
+                 n_classes: int) -> str | None:
+    """The plain "no better than guessing" warning (tlcore.results.chance_verdict) for this run, or None."""
+    from .progress import summarize
+    from .results import chance_verdict, final_accuracy
+
+    accuracy, which = final_accuracy(metrics, summarize(store.read_events(run_id)).epochs)
+    try:
+        n_train = len(dataset.split("train"))
+    except Exception:  # the count only enriches the sentence
+        n_train = None
+    return chance_verdict(accuracy, n_classes, weights=config.weights, strategy=config.strategy, n_train=n_train,
+                          which=which)
 
 
 def save_result(run_dir: Path, result, strategy) -> None:

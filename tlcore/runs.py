@@ -148,6 +148,7 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 _LOCK = threading.RLock()
+MAX_RUN_NAME = 120                        # characters in a run's name
 
 
 class RunStore:
@@ -246,11 +247,49 @@ class RunStore:
             self.append_event(run_id, "interrupted", message="The server stopped during this run.")
         return lost
 
-    def delete(self, run_id: str) -> None:
+    def rename(self, run_id: str, name: str, *, owner: str | None = None) -> str:
+        """Give a run a new name (also in its ``config.json``); with ``owner``, only that owner may. Returns the
+        cleaned name; RunError with the fix for an empty or too long name, an unknown run or someone else's."""
+        record = self._owned(run_id, owner, "rename")
+        clean = " ".join(str(name or "").split())
+        if not clean:
+            raise RunError("A run's name cannot be empty: type a few words that say what this run tried.")
+        if len(clean) > MAX_RUN_NAME:
+            raise RunError(f"That name is {len(clean)} characters long; use at most {MAX_RUN_NAME}.")
+        if clean != record.name:
+            self._exec("UPDATE runs SET name = ? WHERE id = ?", (clean, run_id))
+            try:
+                config = self.config(run_id)
+            except ConfigError:
+                config = None                        # a run folder without a readable config keeps only the index
+            if config is not None:
+                atomic_write(self.run_dir(run_id) / "config.json", replace_fields(config, name=clean).to_json())
+        return clean
+
+    def delete(self, run_id: str, *, owner: str | None = None) -> None:
+        """Delete a finished run with its folder (model, evaluation, exports). A run that is waiting or training
+        is refused with a sentence that says to stop it first; with ``owner``, only that owner may delete it."""
         import shutil
 
+        rows = self._exec("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if rows:
+            record = self._owned(run_id, owner, "delete")
+            if record.state == RunState.RUNNING:
+                raise RunError(f"The run '{record.name}' is still training: stop it first (Stop on the Train page), "
+                               "then delete it.")
+            if record.state == RunState.QUEUED:
+                raise RunError(f"The run '{record.name}' is still waiting to train: stop it first (Stop on the "
+                               "Train page), then delete it.")
+        elif owner is not None:
+            raise RunError(f"There is no run '{run_id}': it may have been deleted already.")
         shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
         self._exec("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def _owned(self, run_id: str, owner: str | None, action: str) -> RunRecord:
+        record = self.get(run_id)
+        if owner is not None and record.owner != owner:
+            raise RunError(f"Only the person who trained the run '{record.name}' can {action} it.")
+        return record
 
     def purge(self, older_than_days: float) -> list[str]:
         """The retention rule: delete finished runs that ended more than ``older_than_days`` ago."""

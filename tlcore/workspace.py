@@ -41,6 +41,7 @@ PUBLIC_SAMPLE_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs
 PUBLIC_SAMPLE_MAX_BYTES = 200 * 1024 * 1024
 _ID_RE = re.compile(r"^[0-9a-f]{24}$")
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+_RETIRED = "deleted:"      # owner prefix of a deleted dataset whose images finished runs still read
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
   id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
@@ -171,12 +172,16 @@ def load_dataset(owner: str, dataset_id: str, *, workspace=None):
     return Dataset.load(datasets_dir(workspace) / info.id)
 
 
-def rename_dataset(owner: str, dataset_id: str, name: str, *, workspace=None) -> None:
+def rename_dataset(owner: str, dataset_id: str, name: str, *, workspace=None) -> DatasetInfo:
+    """Give one of this owner's datasets a new name (runs name it by id, so they keep working)."""
     info = _owned(owner, dataset_id, workspace)
-    name = " ".join(str(name).split())[:120]
+    name = " ".join(str(name or "").split())
     if not name:
-        raise DataError("A dataset needs a name; type one.")
+        raise DataError("A dataset needs a name: type one, then rename it.")
+    if len(name) > 120:
+        raise DataError(f"That name is {len(name)} characters long; use at most 120.")
     query(workspace, "UPDATE datasets SET name = ? WHERE id = ?", (name, info.id))
+    return get_dataset(owner, info.id, workspace=workspace)
 
 
 def set_dataset_shared(owner: str, dataset_id: str, shared: bool, *, workspace=None) -> None:
@@ -185,14 +190,42 @@ def set_dataset_shared(owner: str, dataset_id: str, shared: bool, *, workspace=N
     query(workspace, "UPDATE datasets SET shared = ? WHERE id = ?", (int(bool(shared)), info.id))
 
 
-def delete_dataset(owner: str, dataset_id: str, *, workspace=None) -> None:
-    """Delete one of this owner's datasets; refused while a queued or running run still needs it."""
+def delete_dataset(owner: str, dataset_id: str, *, workspace=None) -> int:
+    """Delete one of this owner's datasets; refused while a queued or running run still needs it.
+
+    Finished runs read their images from the dataset's folder (to evaluate again, export or map them), so while
+    any run trained on it exists the dataset only leaves every list: its images stay, under a row nobody owns,
+    until retention removes them. Returns how many runs keep using the images (0: everything was removed)."""
     info = _owned(owner, dataset_id, workspace)
     if info.id in datasets_in_use(workspace):
         raise DataError("This dataset is used by a run that is waiting or training; stop that run first, "
                         "then delete the dataset.")
-    query(workspace, "DELETE FROM datasets WHERE id = ?", (info.id,))
-    shutil.rmtree(datasets_dir(workspace) / info.id, ignore_errors=True)
+    users = runs_using_dataset(info.id, workspace=workspace)
+    if users:
+        query(workspace, "UPDATE datasets SET owner = ?, shared = 0, last_used = ? WHERE id = ?",
+              (_RETIRED + info.owner, time.time(), info.id))
+    else:
+        query(workspace, "DELETE FROM datasets WHERE id = ?", (info.id,))
+        shutil.rmtree(datasets_dir(workspace) / info.id, ignore_errors=True)
+    for row in query(workspace, "SELECT id FROM datasets WHERE owner = ?", (_RETIRED + info.owner,)):
+        if row["id"] != info.id and not runs_using_dataset(row["id"], workspace=workspace):
+            query(workspace, "DELETE FROM datasets WHERE id = ?", (row["id"],))      # its last run went too
+            shutil.rmtree(datasets_dir(workspace) / row["id"], ignore_errors=True)
+    return len(users)
+
+
+def runs_using_dataset(dataset_id: str, *, workspace=None) -> list[str]:
+    """Ids of the runs (any state, any owner) trained on this dataset or adapted to it as their target."""
+    store = RunStore(workspace_path(workspace))
+    users = []
+    for record in store.list():
+        try:
+            config = store.config(record.id)
+        except TLError:
+            continue
+        if dataset_id in (dataset_id_of(config.data or ""), dataset_id_of(config.target_data or "")):
+            users.append(record.id)
+    return users
 
 
 def resplit_dataset(owner: str, dataset_id: str, val_split: float, test_split: float, seed: int = 0, *,
@@ -648,9 +681,10 @@ def config_from_draft(draft: dict, **overrides: Any):
 SAMPLE_BACKBONE = "mobilenet_025"
 
 
-def sample_settings(weights_available: bool) -> tuple[dict, dict, str]:
-    """(model, train, note) for the quick sample run: ImageNet MobileNet α=0.25 with feature extraction when its
-    weights are cached, else an honest fallback that trains the same network from scratch at a small size."""
+def sample_settings(weights_available: bool, reason: str = "") -> tuple[dict, dict, str]:
+    """(model, train, note) for the quick sample run: ImageNet MobileNet α=0.25 with feature extraction (its
+    weights ship with the studio), else, only when that file is missing or damaged (``reason``), an honest
+    fallback that trains the same network from scratch at a small size."""
     head = {"units": 64, "dropout": 0.2, "enabled": True}
     freeze = {"mode": "all_but_top", "n": 20, "layer": None}
     common = {"fine_tune_epochs": 3, "batch_size": 16, "optimizer": "adam", "augment": {"enabled": False},
@@ -666,22 +700,36 @@ def sample_settings(weights_available: bool) -> tuple[dict, dict, str]:
         model = {"backbone": SAMPLE_BACKBONE, "backbone_file": None, "weights": "none", "image_size": 64,
                  "freeze": freeze, "head": head}
         train = {**common, "strategy": "scratch", "epochs": 15, "learning_rate": 1e-3}
-        note = ("The ImageNet weights of MobileNet are not on this machine and cannot be downloaded, so the sample "
-                "trains the same network from scratch (random start) on 64×64 images instead. It still learns, "
-                "but expect lower accuracy than transfer learning would give.")
+        note = ("The ImageNet weights of MobileNet that come with the studio are missing or damaged, so the sample "
+                "trains the same network from scratch (random start) on 64×64 images instead: expect much "
+                "lower accuracy than transfer learning gives. "
+                + (reason or "Reinstall the studio to get the weights back."))
     return model, train, note
 
 
-def try_sample(owner: str, *, workspace=None) -> tuple[DatasetInfo, str]:
+def try_sample(owner: str, *, workspace=None, progress: Callable[[str], Any] | None = None) -> tuple[DatasetInfo, str]:
     """Fill every step for the sample: import the shapes, choose the model and a quick strategy (saved in the
-    owner's draft). Returns the dataset and a plain note on what was chosen and why."""
-    from .backbones import get_spec, weights_cached
+    owner's draft). Returns the dataset and a plain note on what was chosen and why. ``progress`` is told each
+    step as a sentence before it starts."""
+    from .backbones import get_spec, install_shipped_weights
+    from .errors import WeightsError
 
+    say = progress or (lambda text: None)
     existing = [d for d in list_datasets(owner, include_shared=False, workspace=workspace) if d.kind == "sample"]
+    say("Your sample images are already here; using them." if existing else
+        "Drawing 120 pictures of circles, squares and triangles, and splitting them into training, validation "
+        "and test images…")
     info = existing[0] if existing else import_sample(owner, workspace=workspace)
-    model, train, note = sample_settings(weights_cached(SAMPLE_BACKBONE))
+    say(f"Putting the ImageNet weights of {get_spec(SAMPLE_BACKBONE).title} (2.1 MB, shipped with the studio) in "
+        "place and checking them…")
+    try:   # the shipped weights go into Keras's cache now (sha256 checked), so the run itself needs no download
+        model, train, note = sample_settings(install_shipped_weights(SAMPLE_BACKBONE))
+    except WeightsError as exc:
+        model, train, note = sample_settings(False, str(exc))
+    say(f"Choosing a quick recipe: {train['strategy'].replace('_', ' ')}, {train['epochs']} epochs.")
     draft = load_draft(owner, workspace=workspace)
-    draft.update(dataset_id=info.id, model=model, train=train, model_title=get_spec(SAMPLE_BACKBONE).title,
+    draft.update(dataset_id=info.id, model=model, model_dataset=info.id, train=train,
+                 model_title=get_spec(SAMPLE_BACKBONE).title,
                  sample_note=note)
     save_draft(owner, draft, workspace=workspace)
     return info, note

@@ -18,6 +18,22 @@ def t(text) -> str:
     return html.escape(str(text), quote=True)
 
 
+def wrapped(text, width: int = 14) -> str:
+    """An escaped label broken into lines of about ``width`` characters, so long class names are never cut."""
+    import textwrap
+
+    return "<br>".join(t(line) for line in textwrap.wrap(str(text), width, break_long_words=True)) or t(text)
+
+
+def task_accuracies(epochs: list[dict]) -> list[str]:
+    """The tasks of a multi-task run's epochs: keys '<task>_accuracy' beside no plain 'accuracy'."""
+    if any(e.get("accuracy") is not None for e in epochs):
+        return []
+    keys = dict.fromkeys(k[:-len("_accuracy")] for e in epochs for k in e
+                         if k.endswith("_accuracy") and not k.startswith("val_") and e[k] is not None)
+    return list(keys)
+
+
 def class_counts(rows: list[dict]) -> go.Figure:
     """Images per class, stacked by split."""
     fig = go.Figure()
@@ -31,7 +47,8 @@ def class_counts(rows: list[dict]) -> go.Figure:
 
 def _two_panels(titles: tuple[str, str], end: float | None = None) -> dict:
     """A layout with two side-by-side panels (built as a plain dict: make_subplots is ~0.3 s per call)."""
-    x = dict(title=dict(text="epoch"), range=[0.5, end] if end else None, dtick=1 if end and end < 25 else None)
+    # No axis title: the panel titles say "per epoch", so the legend below never sits on an axis title.
+    x = dict(range=[0.5, end] if end else None, dtick=1 if end and end < 25 else None)
     return dict(
         xaxis=dict(domain=[0, 0.46], anchor="y", **x), xaxis2=dict(domain=[0.54, 1], anchor="y2", **x),
         yaxis=dict(anchor="x", rangemode="tozero"), yaxis2=dict(anchor="x2", rangemode="tozero"),
@@ -44,18 +61,25 @@ def _two_panels(titles: tuple[str, str], end: float | None = None) -> dict:
 
 def training_curves(epochs: list[dict], fine_tune_start: float | None, total_epochs: int | None) -> go.Figure:
     """Loss and accuracy per epoch (training solid, validation dashed); the fine-tuning phase shaded."""
+    if len(epochs) == 1 and epochs[0].get("phase") == "prototypes":
+        return prototype_accuracy(epochs[0])
     x = [e["epoch"] for e in epochs]
     end = max([total_epochs or 0] + x + [1]) + 0.5
-    layout = _two_panels(("Loss (lower is better)", "Accuracy (higher is better)"), end)
+    layout = _two_panels(("Loss per epoch (lower is better)", "Accuracy per epoch (higher is better)"), end)
     layout["yaxis2"]["range"] = [0, 1.02]
     data = []
-    for axis, metric in (("", "loss"), ("2", "accuracy")):
-        for prefix, name, dash, colour in (("", "training", "solid", "#4C78A8"),
-                                           ("val_", "validation", "dash", "#F58518")):
+    tasks = task_accuracies(epochs)
+    series = [("", "loss", "loss", "#4C78A8")]
+    series += ([("2", f"{task}_accuracy", f"{t(task)} accuracy", PALETTE[(i + 2) % len(PALETTE)])
+                for i, task in enumerate(tasks)] if tasks else [("2", "accuracy", "accuracy", "#4C78A8")])
+    for axis, metric, label, colour in series:
+        for prefix, name, dash in (("", "training", "solid"), ("val_", "validation", "dash")):
             y = [e.get(prefix + metric) for e in epochs]
             if any(v is not None for v in y):
-                data.append(dict(type="scatter", mode="lines+markers", x=x, y=y, name=f"{name} {metric}",
-                                 xaxis="x" + axis, yaxis="y" + axis, line=dict(dash=dash, color=colour)))
+                data.append(dict(type="scatter", mode="lines+markers", x=x, y=y, name=f"{name} {label}",
+                                 xaxis="x" + axis, yaxis="y" + axis,
+                                 line=dict(dash=dash, color=colour if tasks and axis else
+                                           ("#4C78A8" if prefix == "" else "#F58518"))))
     if fine_tune_start is not None:
         for axis in ("", "2"):
             layout["shapes"] += [
@@ -67,6 +91,19 @@ def training_curves(epochs: list[dict], fine_tune_start: float | None, total_epo
                                           text=" fine-tuning", showarrow=False, xanchor="left",
                                           font=dict(color="#E45756")))
     return go.Figure(dict(data=data, layout=layout))
+
+
+def prototype_accuracy(row: dict) -> go.Figure:
+    """A few-shot run without a learned projection trains nothing: how often the nearest prototype is right."""
+    bars = [(name, row.get(key)) for name, key in (("training images", "accuracy"),
+                                                    ("validation images", "val_accuracy")) if row.get(key) is not None]
+    fig = go.Figure(go.Bar(x=[v for _, v in bars], y=[n for n, _ in bars], orientation="h",
+                           marker_color=[COLOURS["train"], COLOURS["validation"]][:len(bars)],
+                           text=[f"{v:.0%}" for _, v in bars], textposition="auto",
+                           hovertemplate="%{y}: %{x:.1%} classified by the nearest prototype<extra></extra>"))
+    fig.update_layout(title="Images whose nearest prototype is their own class (nothing else was trained)",
+                      xaxis=dict(range=[0, 1], tickformat=".0%"), height=220, **_LAYOUT)
+    return fig
 
 
 def layer_blocks(blocks: list[dict]) -> go.Figure:
@@ -86,11 +123,18 @@ def layer_blocks(blocks: list[dict]) -> go.Figure:
 
 
 def confusion(matrix: list[list[int]], classes: list[str]) -> go.Figure:
-    names = [t(c) for c in classes]
+    """Counts of true (rows) × predicted (columns) classes; long class names wrap instead of being cut."""
+    names = [wrapped(c) for c in classes]
+    full = [[t(true), t(pred)] for true in classes for pred in classes]
     fig = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix, texttemplate="%{text}",
-                               hovertemplate="true %{y}, predicted %{x}: %{z} images<extra></extra>"))
+                               customdata=[full[i * len(classes):(i + 1) * len(classes)] for i in range(len(classes))],
+                               hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: %{z} images"
+                                             "<extra></extra>", showscale=False))
+    lines = max([n.count("<br>") + 1 for n in names] + [1])
     fig.update_layout(title="Confusion matrix", xaxis_title="predicted class", yaxis_title="true class",
-                      yaxis_autorange="reversed", height=120 + 40 * max(3, len(classes)), **_LAYOUT)
+                      yaxis_autorange="reversed", height=140 + 18 * lines + 40 * max(3, len(classes)), **_LAYOUT)
+    fig.update_xaxes(automargin=True, tickangle=0)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -114,20 +158,21 @@ def embedding(points: list[dict]) -> go.Figure:
     return fig
 
 
-def top_k(pairs: list[tuple[str, float]]) -> go.Figure:
+def top_k(pairs: list[tuple[str, float]], title: str = "Most likely classes") -> go.Figure:
     pairs = list(reversed(pairs))
-    fig = go.Figure(go.Bar(x=[p for _, p in pairs], y=[t(c) for c, _ in pairs], orientation="h",
+    fig = go.Figure(go.Bar(x=[p for _, p in pairs], y=[wrapped(c, 24) for c, _ in pairs], orientation="h",
                            marker_color="#4C78A8", text=[f"{p:.0%}" for _, p in pairs], textposition="auto",
-                           hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%"), height=80 + 40 * len(pairs),
-                      title="Most likely classes", **_LAYOUT)
+                           customdata=[t(c) for c, _ in pairs], hovertemplate="%{customdata}: %{x:.1%}<extra></extra>"))
+    fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%"), height=100 + 40 * len(pairs),
+                      title=t(title), **_LAYOUT)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
 def compare_curves(rows: list[dict], names: dict[str, str]) -> go.Figure:
     """Validation loss and accuracy of several runs, overlaid."""
     end = max([r["epoch"] for r in rows] + [1]) + 0.5
-    layout = _two_panels(("Validation loss", "Validation accuracy"), end)
+    layout = _two_panels(("Validation loss per epoch", "Validation accuracy per epoch"), end)
     layout["yaxis2"]["range"] = [0, 1.02]
     data = []
     for axis, metric in (("", "val_loss"), ("2", "val_accuracy")):

@@ -12,6 +12,7 @@ from tlcore.backbones import BACKBONES, get_spec
 from tlcore.errors import TLError
 
 ALL = ""
+STATE_WORDS = {"queued": "waiting", "running": "training"}
 
 
 def launcher(draft: dict, me: str, blocked: bool) -> None:
@@ -101,16 +102,22 @@ def show(store, me: str) -> None:
                                    "images, same split, same seed.")
         if chosen != ALL:
             rows = [r for r in rows if r["group"] == chosen][::-1]        # in the order they were queued
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(results.table_rows(rows))        # "queued" / "training" where a run has no result yet
     table["run"] = [_short(r) for r in rows]
+    table["state"] = [STATE_WORDS.get(r["state"], r["state"]) for r in rows]
     st.dataframe(table[["run", "state", "strategy", "backbone", "weights", "frozen", "accuracy", "macro F1",
                         "epochs", "trainable params", "time"]], hide_index=True, width="stretch", key="compare_table",
                  column_order=["run", "accuracy", "macro F1", "time", "trainable params", "epochs", "frozen",
                                "weights", "state"],
-                 column_config={"accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1,
-                                                                            format="percent"),
-                                "macro F1": st.column_config.NumberColumn(format="%.2f"),
-                                "trainable params": st.column_config.NumberColumn(format="localized")})
+                 column_config={"run": st.column_config.TextColumn("Run"),
+                                "accuracy": st.column_config.TextColumn("Accuracy"),
+                                "macro F1": st.column_config.TextColumn("Macro F1"),
+                                "time": st.column_config.TextColumn("Time"),
+                                "trainable params": st.column_config.TextColumn("Trainable parameters"),
+                                "epochs": st.column_config.TextColumn("Epochs"),
+                                "frozen": st.column_config.TextColumn("Frozen"),
+                                "weights": st.column_config.TextColumn("Weights"),
+                                "state": st.column_config.TextColumn("State")})
     finished = [r["run"] for r in rows if r["state"] in ("done", "stopped")][:8]
     names = {r["run"]: f"{_short(r)} · {r['run'][-6:]}" for r in rows if r["run"] in finished}
     if len(finished) > 1:

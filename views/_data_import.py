@@ -10,19 +10,50 @@ from tlcore.errors import TLError
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 
 
+NOTICE = "import_notice"
+
+
+def show_notice() -> None:
+    """The last import's result or error, shown above the import panel (outside it, so a closed panel hides
+    nothing); it stays until the next import attempt or until the user picks another dataset."""
+    kind, text = st.session_state.get(NOTICE) or (None, None)
+    if kind == "error":
+        _ui.show_error(text)
+    elif kind == "success":
+        st.success(_ui.esc(text), icon=":material/check_circle:")
+
+
+def clear_notice() -> None:
+    st.session_state.pop(NOTICE, None)
+
+
+def _failed(err: BaseException | str) -> None:
+    """An import failed: its sentence goes above the panel, and this run shows it at once."""
+    st.session_state[NOTICE] = ("error", str(err))
+    st.rerun()
+
+
 def _imported(info: ws.DatasetInfo) -> None:
-    _ui.save_draft(dataset_id=info.id)
-    st.session_state.pop("dataset_select", None)      # the picker then shows the new dataset, not its old choice
-    st.session_state["flash"] = (f"Imported “{info.name}”: {info.n_images} images in {info.n_classes} classes. "
-                                 "Check the report below, then go on to the model.")
+    _ui.save_draft(dataset_id=info.id)                # the picker follows the draft on the next run
+    st.session_state[NOTICE] = ("success", f"Imported “{info.name}”: {info.n_images} images in {info.n_classes} "
+                                           "classes. Check the report below, then go on to the model.")
     st.rerun()
 
 
 def _run_import(what: str, fn, *args, **kwargs) -> None:
+    clear_notice()
     with st.spinner("Checking every image… (large uploads take a little while)"):
-        ok, info = _ui.call(what, fn, st.session_state["owner"], *args, **kwargs)
-    if ok:
-        _imported(info)
+        try:
+            info = fn(st.session_state["owner"], *args, **kwargs)
+        except TLError as err:
+            _failed(err)
+        except MemoryError:
+            _failed("The server ran out of memory while importing; import fewer or smaller images at a time.")
+        except Exception:  # noqa: BLE001 - the log keeps the traceback, the user gets a sentence
+            _ui.log.exception("import failed")
+            _failed(_ui.UNEXPECTED.format(what=what))
+        else:
+            _imported(info)
 
 
 def split_settings() -> dict:
@@ -44,29 +75,11 @@ def zip_tab(split: dict) -> None:
     up = st.file_uploader("Zip of class folders", type=["zip"], key="zip_upload",
                           help="Zip a folder that holds one sub-folder of images per class, then drop it here. "
                                "Files that are not images are skipped and listed in the report.")
-    if up is None:
-        return
-    failed = st.session_state.get("zip_failed")
-    if failed and failed[0] == up.file_id:
-        _ui.show_error(failed[1])
-        return
-    if st.session_state.get("zip_imported") == up.file_id:
-        return
+    if up is None or st.session_state.get("zip_tried") == up.file_id:
+        return                                        # each uploaded file is imported once
+    st.session_state["zip_tried"] = up.file_id
     up.seek(0)
-    with st.spinner("Unpacking and checking every image…"):
-        try:
-            info = ws.import_zip(st.session_state["owner"], up, up.name, spool_dir=_ui.session_tmp(), **split)
-        except TLError as err:
-            st.session_state["zip_failed"] = (up.file_id, str(err))
-            _ui.show_error(err)
-            return
-        except Exception:  # noqa: BLE001
-            _ui.log.exception("zip import failed")
-            st.session_state["zip_failed"] = (up.file_id, _ui.UNEXPECTED.format(what="Importing the zip"))
-            _ui.show_error(st.session_state["zip_failed"][1])
-            return
-    st.session_state["zip_imported"] = up.file_id
-    _imported(info)
+    _run_import("Importing the zip", ws.import_zip, up, up.name, spool_dir=_ui.session_tmp(), **split)
 
 
 def hand_tab(split: dict) -> None:
@@ -98,8 +111,7 @@ def hand_tab(split: dict) -> None:
                 continue
             classes[name] = classes.get(name, []) + [(f.name, f.getvalue()) for f in files]
         if len(classes) < 2:
-            _ui.show_error("Two classes or more are needed: name each class and add its images.")
-            return
+            _failed("Two classes or more are needed: name each class and add its images.")
         _run_import("Creating the dataset", ws.import_files, classes, **split)
 
 
@@ -137,14 +149,13 @@ def server_tab(split: dict) -> None:
         _run_import("Importing the folder", ws.import_server_path, path, **split)
 
 
+TABS = ["Zip of class folders", "Build classes by hand", "CSV + images", "Folder on the server"]
+
+
 def import_panel() -> None:
+    """The split shares and one tab per kind of source; the chosen tab stays chosen across reruns."""
     split = split_settings()
-    tabs = st.tabs(["Zip of class folders", "Build classes by hand", "CSV + images", "Folder on the server"])
-    with tabs[0]:
-        zip_tab(split)
-    with tabs[1]:
-        hand_tab(split)
-    with tabs[2]:
-        csv_tab(split)
-    with tabs[3]:
-        server_tab(split)
+    tabs = st.tabs(TABS, key="import_tab", on_change="rerun")
+    for tab, draw in zip(tabs, (zip_tab, hand_tab, csv_tab, server_tab)):
+        with tab:
+            draw(split)

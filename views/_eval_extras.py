@@ -18,15 +18,26 @@ def strategy_results(ev: dict) -> None:
                            help="The same head trained on the source images only, scored on the same target images.")
     tasks = ev.get("tasks")
     if isinstance(tasks, dict) and len(tasks) > 1:
-        st.subheader("Each label column")
+        st.subheader("Every label column at a glance")
         rows = [{"label column": name, "accuracy": r.get("accuracy"), "macro F1": r.get("macro_f1"),
-                 "test images": r.get("n")} for name, r in tasks.items() if isinstance(r, dict)]
+                 "test images": r.get("n"), "images without this label": r.get("missing")}
+                for name, r in tasks.items() if isinstance(r, dict)]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="tasks_table",
                      column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
                                     "macro F1": st.column_config.NumberColumn(format="%.2f")})
     few = ev.get("few_shot")
     if isinstance(few, dict) and few.get("results"):
         st.subheader("Few-shot episodes")
-        st.caption("Each episode picks N classes and K example images per class, then classifies new images of "
-                   "those classes. ci95 is the 95% confidence interval of the accuracy.")
-        st.dataframe(pd.DataFrame(few["results"]), hide_index=True, width="stretch", key="few_shot_table")
+        st.caption("Each episode picks a few classes and a few example photos of each, builds their prototypes "
+                   "from those photos only, then classifies other photos of the same classes. This shows how well "
+                   "a class added later from one or five photos would be recognised.")
+        table = pd.DataFrame(few["results"]).rename(columns=EPISODE_WORDS)
+        if "± (95% confidence)" in table:
+            table["± (95% confidence)"] = table["± (95% confidence)"].map(lambda v: f"± {v:.1%}")
+        st.dataframe(table[[c for c in EPISODE_WORDS.values() if c in table]], hide_index=True, width="stretch",
+                     key="few_shot_table",
+                     column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+
+
+EPISODE_WORDS = {"n_way": "classes per episode", "k_shot": "photos per class", "accuracy": "accuracy",
+                 "ci95": "± (95% confidence)", "pool": "photos drawn from", "images": "photos in the pool"}

@@ -5,7 +5,10 @@ import streamlit as st
 
 from views import _charts, _ui
 from tlcore.errors import TLError
-from tlcore.progress import duration_text, status_line, summarize
+from tlcore.progress import duration_text, stages, status_line, summarize
+from tlcore.results import chance_verdict, final_accuracy
+
+STAGE_MARKS = {"done": "✓", "now": "▶", "next": "○"}
 
 
 def _expected_epochs(run_id: str) -> int | None:
@@ -28,24 +31,68 @@ def restart(run_id: str) -> None:
         st.rerun()
 
 
-def _next_in_comparison(run_id: str) -> None:
-    """After one run of a comparison ends: a way to follow the next one that is waiting or training."""
+def next_in_comparison(run_id: str) -> str | None:
+    """The comparison's run that trains now (or next) after ``run_id``, among this person's runs; else None."""
     try:
         group = _ui.store().config(run_id).group
     except TLError:
-        return
+        return None
     if not group:
-        return
+        return None
     me = st.session_state["owner"]
-    active = [r for r in reversed(_ui.store().list(owner=me, include_shared=False))
-              if not r.state.finished and _ui.store().config(r.id).group == group]
-    if active:
-        st.info(f"{len(active)} more run{'s' if len(active) > 1 else ''} of this comparison "
-                f"{'are' if len(active) > 1 else 'is'} waiting or training.", icon=":material/compare_arrows:")
+    active = []
+    for r in reversed(_ui.store().list(owner=me, include_shared=False)):      # oldest first: the queue's order
+        try:
+            if not r.state.finished and _ui.store().config(r.id).group == group:
+                active.append(r)
+        except TLError:
+            continue
+    running = [r for r in active if r.state.value == "running"]
+    pick = running or active
+    return pick[0].id if pick else None
+
+
+def _next_in_comparison(run_id: str) -> None:
+    """After one run of a comparison ends (seen later, not live): a way to follow the next one."""
+    next_id = next_in_comparison(run_id)
+    if next_id:
+        st.info("More runs of this comparison are waiting or training.", icon=":material/compare_arrows:")
         if st.button("Follow the next run", key="follow_next_button",
                      help="Shows the comparison's run that trains now (or next)."):
-            _ui.set_current_run(active[0].id)
+            _ui.set_current_run(next_id)
             st.rerun()
+
+
+def _chance_note(run_id: str, record, progress) -> str | None:
+    """The stored "no better than guessing" warning, or one worked out now for a run saved before it existed."""
+    if record.metrics.get("chance_warning"):
+        return record.metrics["chance_warning"]
+    n_classes = record.metrics.get("classes")
+    if not n_classes:
+        return None
+    accuracy, which = final_accuracy(record.metrics, progress.epochs)
+    try:
+        config = _ui.store().config(run_id)
+    except TLError:
+        return None
+    return chance_verdict(accuracy, n_classes, weights=config.weights, strategy=config.strategy, which=which)
+
+
+def _stage_line(run_id: str, progress) -> str:
+    try:
+        strategy = _ui.store().config(run_id).strategy
+    except TLError:
+        strategy = None
+    return "  ·  ".join(f"{STAGE_MARKS[status]} {_ui.esc(label)}" for label, status in stages(progress, strategy))
+
+
+def _target_score(record) -> None:
+    """Domain adaptation: the target images' score (their labels were used for scoring only, never to train)."""
+    target = record.metrics.get("target_accuracy")
+    if target is None:
+        return
+    st.info(f"Accuracy on the target images: **{target:.1%}** (their labels were used only to score the model, "
+            "never to train it).", icon=":material/travel_explore:")
 
 
 def render(run_id: str) -> bool:
@@ -68,6 +115,8 @@ def render(run_id: str) -> bool:
             st.info("Waiting to start…", icon=":material/hourglass_top:")
     elif state == "running":
         st.progress(progress.fraction, text=status_line(progress))
+        if progress.stages_seen:
+            st.caption(_stage_line(run_id, progress))
     if progress.epochs:
         st.plotly_chart(_charts.training_curves(progress.epochs, progress.fine_tune_start, progress.total_epochs),
                         key=f"curves_{run_id}", width="stretch")
@@ -83,17 +132,24 @@ def render(run_id: str) -> bool:
                 st.toast("Stopping…")
     if record.state.finished and mine:
         _next_in_comparison(run_id)
+    chance = _chance_note(run_id, record, progress) if state in ("done", "stopped") else None
     if state == "done":
         acc = record.metrics.get("accuracy")
         outcome = (f" Accuracy on the test images: **{acc:.1%}**." if acc is not None else
                    " There were no test images to measure accuracy on.")
-        st.success("Training finished." + outcome, icon=":material/check_circle:")
+        if chance:
+            st.warning(_ui.esc(chance), icon=":material/report:")
+        else:
+            st.success("Training finished." + outcome, icon=":material/check_circle:")
+        _target_score(record)
         _ui.link("evaluate", "Next: evaluate the model", icon=":material/arrow_forward:")
     elif state == "failed":
         _ui.show_error(record.error or progress.message or "The run failed.")
     elif state == "stopped":
         st.info(_ui.esc(record.error or progress.message or "You stopped this run.")
                 + (" The model trained so far was kept." if record.metrics else ""), icon=":material/stop_circle:")
+        if chance:
+            st.warning(_ui.esc(chance), icon=":material/report:")
     elif state == "interrupted":
         st.warning(_ui.esc(record.error or "The server stopped while this run was in progress."),
                    icon=":material/warning:")
@@ -106,9 +162,31 @@ def render(run_id: str) -> bool:
 
 @st.fragment(run_every=1.0)
 def live(run_id: str) -> None:
-    """Polls the run store once a second (never blocks); a full rerun when the run ends shows the final view."""
+    """Polls the run store once a second (never blocks). When the run ends, a full rerun refreshes the page (the
+    run picker, the sidebar); in a comparison, the page follows the next run by itself."""
     if render(run_id):
+        next_id = next_in_comparison(run_id)
+        if next_id and next_id != run_id:
+            record = _ui.visible_run(run_id)
+            name = (record.name or record.strategy) if record else "The run"
+            ended = {"done": "finished", "stopped": "was stopped", "failed": "failed"}.get(
+                record.state.value if record else "done", "ended")
+            st.session_state["flash"] = f"{name} {ended}; now following the next run of the comparison."
+            _ui.set_current_run(next_id)
         st.rerun()
+
+
+@st.fragment(run_every=2.0)
+def watch(owner: str) -> None:
+    """While the page shows a finished run, reruns the page when one of this person's other runs changes state, so
+    the run picker never says "training" after the end."""
+    now = tuple((r.id, r.state.value) for r in _ui.store().list(owner=owner, include_shared=False)
+                if not r.state.finished)
+    key = "watched_runs"
+    if key in st.session_state and st.session_state[key] != now:
+        st.session_state[key] = now
+        st.rerun()
+    st.session_state[key] = now
 
 
 def show(run_id: str) -> None:
@@ -117,3 +195,6 @@ def show(run_id: str) -> None:
         live(run_id)
     else:
         render(run_id)
+        if any(not r.state.finished for r in _ui.store().list(owner=st.session_state["owner"],
+                                                              include_shared=False)):
+            watch(st.session_state["owner"])

@@ -8,6 +8,13 @@ from views import _ui
 from tlcore import workspace as ws
 
 
+def target_label(info: ws.DatasetInfo, me: str) -> str:
+    """A target dataset for the picker: its labels, when it has any, only score the model."""
+    labels = (f"{info.n_classes} classes, labels used only for scoring" if info.n_classes else "no labels")
+    text = f"{info.name} · {info.n_images} images · {labels}"
+    return text + (" · shared with you" if info.owner != me else "")
+
+
 def _target(me: str, dataset: ws.DatasetInfo, saved: dict) -> str | None:
     others = [d for d in ws.list_datasets(me) if d.id != dataset.id]
     ids = [d.id for d in others]
@@ -18,7 +25,7 @@ def _target(me: str, dataset: ws.DatasetInfo, saved: dict) -> str | None:
         st.session_state["target_dataset"] = None
     target = st.selectbox("Target images (unlabelled)", [None] + ids, key="target_dataset",
                           format_func=lambda i: "(choose a dataset)" if i is None else
-                          _ui.dataset_label(others[ids.index(i)], me),
+                          target_label(others[ids.index(i)], me),
                           help="Images from where the model will be used (another camera, lighting or style). "
                                "Their labels, if they have any, are only used to score, never to train.")
     up = st.file_uploader("…or upload target images (a zip, any folders)", type=["zip"], key="target_upload",
@@ -32,9 +39,14 @@ def _target(me: str, dataset: ws.DatasetInfo, saved: dict) -> str | None:
         if ok:
             st.session_state["target_uploaded"] = up.file_id
             st.session_state["target_pending"] = info.id
+            warnings = ws.dataset_summary(ws.load_dataset(me, info.id))["warnings"]   # e.g. copies, named
+            st.session_state["flash"] = " ".join([f"Imported {info.n_images} target images."] + warnings)
             st.rerun()
     if target is None:
         st.caption("Choose or upload the target images before starting.")
+    else:
+        st.caption("Training never sees the target's labels. When the target images have labels (class folders), "
+                   "they are used only to score the model on them: after the run here, and on the Evaluate page.")
     return ws.DATASET_PREFIX + target if target else None
 
 

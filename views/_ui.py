@@ -88,13 +88,18 @@ def _login() -> tuple[bool, str | None]:
 
 
 def owner() -> str:
-    """The current owner: the login email, else the unguessable token in the URL (``?u=``) / session."""
+    """The current owner: the login email, else the unguessable token in the URL (``?u=``), this session's, or
+    the one this browser remembered (cookie ``tls_u``, see views/_identity.py); a new one for a new visitor."""
+    from views import _identity
+
     configured, email = _login()
     if configured and email:
         return ws.owner_id(email=str(email))
     token = st.query_params.get("u")
     if not ws.is_owner_token(token):
         token = st.session_state.get("owner_token")
+    if not ws.is_owner_token(token):
+        token = _identity.cookie_token()
     if not ws.is_owner_token(token):
         token = ws.new_owner_token()
     st.session_state["owner_token"] = token
@@ -187,6 +192,9 @@ def draft() -> dict:
 
 
 def save_draft(**changes: Any) -> dict:
+    """Merge ``changes`` into this owner's draft; a new model choice is noted as made for the current dataset."""
+    if "model" in changes and "model_dataset" not in changes:
+        changes["model_dataset"] = changes.get("dataset_id") or draft().get("dataset_id")
     return ws.update_draft(st.session_state["owner"], **changes)
 
 
@@ -250,43 +258,64 @@ def session_tmp():
 
 # ---------------------------------------------------------------------------------------------- status strip
 def status_strip() -> None:
-    """Sidebar: which steps are done, what comes next, and the current run with its state."""
-    me = st.session_state["owner"]
+    """Sidebar: which steps are done, what comes next, the current run with its state, and the private link."""
+    from views import _sidebar
+
+    _sidebar.draw()
+
+
+def mark_step(step: str, run_id: str | None) -> None:
+    """Record that ``step`` ("evaluate", "predict") was done with run ``run_id`` (the sidebar ticks it)."""
+    if not run_id:
+        return
+    ids = list((draft().get("done_runs") or {}).get(step) or [])
+    if run_id not in ids:
+        save_draft(done_runs={step: (ids + [run_id])[-100:]})
+
+
+def note_model_page() -> None:
+    """After the Model page ran: the model in the draft is the one chosen for the current dataset."""
     d = draft()
-    dataset = current_dataset()
-    runs = store().list(owner=me, include_shared=False)
-    trained = any(r.state.value == "done" for r in runs)
-    done = {"data": dataset is not None, "model": bool(d.get("model")), "train": trained,
-            **{step: bool(d.get(f"visited_{step}")) and trained for step in ("evaluate", "predict", "export")}}
-    next_step = next((k for k in STEP_TITLES if not done[k]), None)
-    with st.sidebar:
-        st.markdown("**Your progress**")
-        lines = []
-        for key, title in STEP_TITLES.items():
-            mark = (":green[:material/check_circle:]" if done[key] else
-                    ":blue[:material/arrow_forward:]" if key == next_step else ":gray[:material/radio_button_unchecked:]")
-            extra = ""
-            if key == "data" and dataset is not None:
-                extra = f" · {esc(dataset.name)}"
-            if key == "model" and d.get("model_title"):
-                extra = f" · {esc(d['model_title'])}"
-            lines.append(f"{mark} {title}{extra}")
-        st.markdown("  \n".join(lines))
-        if next_step:
-            link(next_step, f"Next: {STEP_TITLES[next_step].split(' · ')[1]}", icon=":material/arrow_forward:")
-        run_id = current_run_id()
-        record = visible_run(run_id, me) if run_id else None
-        if record is not None:
-            st.markdown("**Current run**")
-            words = STATE_WORDS.get(record.state.value, record.state.value)
-            acc = record.metrics.get("accuracy")
-            text = f"{esc(record.name or record.strategy)} · {words}"
-            if acc is not None:
-                text += f" · accuracy {acc:.0%}"
-            st.markdown(text)
-            st.caption(f"Run {esc(record.id)}")
-        if not _login()[1]:
-            st.caption("Bookmark this page: its address is your private workspace key.")
+    if d.get("model") and d.get("dataset_id") and d.get("model_dataset") != d["dataset_id"]:
+        save_draft(model_dataset=d["dataset_id"])
+
+
+def run_dataset_name(run_id: str) -> str | None:
+    """The name of the dataset a run trained on (None when it is not an imported dataset, or was deleted)."""
+    names = st.session_state.setdefault("run_dataset_names", {})
+    if run_id not in names:
+        name = None
+        try:
+            data = store().config(run_id).data
+            dataset_id = ws.dataset_id_of(data)
+            if dataset_id:
+                rows = ws.query(None, "SELECT name FROM datasets WHERE id = ?", (dataset_id,))
+                name = rows[0]["name"] if rows else None
+            elif data:
+                name = os.path.basename(str(data).rstrip("/\\")) or None
+        except TLError:
+            name = None
+        names[run_id] = name
+    return names[run_id]
+
+
+def dataset_suffix(run_id: str) -> str:
+    """The text " · on <dataset>" for a run list's label, or "" when the dataset is unknown."""
+    name = run_dataset_name(run_id)
+    return f" · on {name}" if name else ""
+
+
+def run_label(record, me: str | None = None, *, state: bool = False) -> str:
+    """Plain text naming a run in a selectbox: its name, its dataset, (its state,) accuracy and id suffix."""
+    me = me or st.session_state.get("owner")
+    acc = record.metrics.get("accuracy")
+    text = f"{record.name or record.strategy}{dataset_suffix(record.id)}"
+    if state:
+        text += f" · {record.state.value}"
+    if acc is not None and record.state.value in ("done", "stopped"):
+        text += f" · accuracy {acc:.0%}"
+    text += f" · {record.id[-6:]}"
+    return text + ("" if record.owner == me else " · shared with you")
 
 
 def flash() -> None:
@@ -327,14 +356,14 @@ def pick_done_run(key: str, purpose: str):
     current = current_run_id()
     st.session_state[key] = current if current in ids else ids[0]
     records = {r.id: r for r in runs}
-
-    def label(run_id: str) -> str:
-        r = records[run_id]
-        acc = r.metrics.get("accuracy")
-        text = f"{r.name} · {r.id[-6:]}" + (f" · accuracy {acc:.0%}" if acc is not None else "")
-        return text + ("" if r.owner == me else " · shared with you")
-
-    st.selectbox("Model (training run)", ids, key=key, format_func=label,
+    st.selectbox("Model (training run)", ids, key=key, format_func=lambda run_id: run_label(records[run_id], me),
                  on_change=lambda: set_current_run(st.session_state[key]),
-                 help="Your trained runs, newest first (and runs a teacher shared).")
+                 help="Your trained runs, newest first, with the dataset each trained on (and runs a teacher "
+                      "shared).")
+    from views import _runs_ui
+
+    chosen = records[st.session_state[key]]
+    _runs_ui.manage(chosen, key=f"{key}_manage")
+    if purpose == "evaluate":
+        mark_step("evaluate", chosen.id)
     return records[st.session_state[key]]

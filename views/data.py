@@ -7,8 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from views import _charts, _ui
-from views._data_import import import_panel
-from tlcore import workspace as ws
+from views._data_import import clear_notice, import_panel, show_notice
+from views._data_manage import manage_panel
+from tlcore import settings, workspace as ws
 
 st.title("1 · Data")
 st.caption("Your images, one class per folder. The studio checks every file, skips what it cannot use and tells "
@@ -24,7 +25,7 @@ def summary(owner: str, dataset_id: str) -> dict:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def thumbs(owner: str, dataset_id: str) -> dict:
-    return ws.thumbnails(ws.load_dataset(owner, dataset_id), per_class=6, size=96)
+    return ws.thumbnails(ws.load_dataset(owner, dataset_id), per_class=6, size=120)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -36,24 +37,40 @@ def augmented(owner: str, dataset_id: str, label: str, augment: tuple, seed: int
     return augment_preview(sample.path, n=8, augment=dict(augment), seed=seed, name=sample.name)
 
 
+def _chosen() -> None:
+    """The user picked another dataset: the draft follows (before the page is drawn again)."""
+    _ui.save_draft(dataset_id=st.session_state["dataset_select"])
+    clear_notice()
+
+
 datasets = ws.list_datasets(me)
+ids = [d.id for d in datasets]
 current = _ui.current_dataset()
+if datasets and (current is None or current.id not in ids):
+    _ui.save_draft(dataset_id=ids[0])                   # none chosen yet, or it was deleted: the newest
+    current = _ui.current_dataset()
+shown = _ui.dataset_label(current, me) if current is not None else None
+if current is not None and (st.session_state.get("dataset_select") != current.id
+                            or st.session_state.get("dataset_select_shown") != shown):
+    # The draft decides what the picker shows. An import (or a delete, or a rename) changed it after the picker
+    # was drawn; only a value set here, before the widget, reaches the browser, which would otherwise keep the
+    # old choice (or its old name) and send it back with the next click.
+    st.session_state["dataset_select"] = current.id
+st.session_state["dataset_select_shown"] = shown
 with st.container(border=True):
     st.subheader("Your datasets")
     if not datasets:
         st.info("You have no datasets yet: import some images below, or try the sample from the Home page.")
     else:
-        ids = [d.id for d in datasets]
-        index = ids.index(current.id) if current is not None and current.id in ids else 0
-        chosen = st.selectbox("Dataset to train on", ids, index=index, key="dataset_select",
-                              format_func=lambda i: _ui.dataset_label(datasets[ids.index(i)], me),
-                              help="The dataset the next training run uses. Your imports stay here until you "
-                                   "delete them.")
-        if current is None or chosen != current.id:
-            _ui.save_draft(dataset_id=chosen)
-            current = _ui.current_dataset()
+        st.selectbox("Dataset to train on", ids, key="dataset_select", on_change=_chosen,
+                     format_func=lambda i: _ui.dataset_label(datasets[ids.index(i)], me),
+                     help="The dataset the next training run uses. Your imports stay here until you delete them"
+                          + (f" or leave them unused for {settings.RETENTION_DAYS} days."
+                             if settings.RETENTION_DAYS > 0 else "."))
 
-with st.expander("Import images", expanded=not datasets):
+show_notice()                                           # the last import's result, outside the panel
+_ui.init("import_panel", not datasets)                  # open for a first import; then it stays as the user left it
+with st.expander("Import images", key="import_panel", on_change="rerun", icon=":material/upload:"):
     import_panel()
 
 
@@ -94,14 +111,12 @@ def show(current: ws.DatasetInfo, info: dict) -> None:
         st.warning(f"{len(info['skipped'])} files could not be used and were skipped; the report below says why.",
                    icon=":material/folder_off:")
 
-    left, right = st.columns([3, 2])
-    with left:
-        st.plotly_chart(_charts.class_counts(info["rows"]), key="class_counts_chart", width="stretch")
-    with right:
-        table = pd.DataFrame(info["rows"], columns=["class", "train", "validation", "test", "total"])
-        st.dataframe(table, hide_index=True, width="stretch", key="class_counts_table")
-        if info["tasks"]:
-            st.caption("Extra label columns (for multi-task training): " + _ui.esc(", ".join(info["tasks"])))
+    st.plotly_chart(_charts.class_counts(info["rows"]), key="class_counts_chart", width="stretch")
+    # Below the chart, as wide as its columns: squeezed beside the chart, it cut its last column ("tota").
+    table = pd.DataFrame(info["rows"], columns=["class", "train", "validation", "test", "total"])
+    st.dataframe(table, hide_index=True, width="content", key="class_counts_table")
+    if info["tasks"]:
+        st.caption("Extra label columns (for multi-task training): " + _ui.esc(", ".join(info["tasks"])))
 
     if current.owner == me:
         resplit_panel(current, info)
@@ -118,7 +133,7 @@ def show(current: ws.DatasetInfo, info: dict) -> None:
         for label, items in list(pictures.items())[:30]:
             st.text(f"{label}  ({next((r['total'] for r in info['rows'] if r['class'] == label), 0)} images)")
             if items:
-                st.image([a for _, a in items], caption=[_ui.esc(Path(n).name[:28]) for n, _ in items], width=96)
+                st.image([a for _, a in items], caption=[_ui.esc(Path(n).name) for n, _ in items], width=120)
         if len(pictures) > 30:
             st.caption(f"…and {len(pictures) - 30} more classes.")
 
@@ -144,21 +159,7 @@ def show(current: ws.DatasetInfo, info: dict) -> None:
                 col.image(image, width="stretch")
 
     if current.owner == me:
-        with st.expander("Share or delete this dataset"):
-            shared = st.toggle("Share with everyone on this server", value=current.shared, key="share_dataset",
-                               help="For teachers: students see a shared dataset in their list and can train on it. "
-                                    "Only you can change or delete it.")
-            if shared != current.shared:
-                with _ui.guarded("Sharing the dataset"):
-                    ws.set_dataset_shared(me, current.id, shared)
-                    st.rerun()
-            if st.button("Delete this dataset", key="delete_dataset",
-                         help="Removes the imported images from the server. Finished runs keep their models."):
-                with _ui.guarded("Deleting the dataset"):
-                    ws.delete_dataset(me, current.id)
-                    _ui.save_draft(dataset_id=None)
-                    st.cache_data.clear()
-                    st.rerun()
+        manage_panel(me, current)
 
 
 if current is not None:

@@ -27,6 +27,58 @@ def thumb(path: str):
     return results.thumbnail(path, 160)
 
 
+def scores(ev: dict, key: str = "") -> None:
+    """The headline numbers, the per-class table and the confusion matrix of one evaluation (or one task's)."""
+    classes = ev.get("classes") or []
+    top = ev.get("top_k_accuracy") is not None and int(ev.get("top_k") or 0) < len(classes)
+    ci = ev.get("accuracy_ci95")
+    cols = st.columns(4 if top else 3)
+    cols[0].metric("Accuracy", f"{ev['accuracy']:.1%}",
+                   help="Share of test images classified correctly."
+                        + (f" With 95% confidence the true figure lies between {ci[0]:.0%} and {ci[1]:.0%}."
+                           if ci else ""))
+    if top:
+        cols[1].metric(f"Top-{ev['top_k']} accuracy", f"{ev['top_k_accuracy']:.1%}",
+                       help=f"Share of test images whose true class is among the model's {ev['top_k']} best guesses.")
+    cols[-2].metric("Macro F1", f"{ev['macro_f1']:.2f}",
+                    help="The average of each class's F1 score (1.0 is perfect); small classes count as much as "
+                         "big ones.")
+    cols[-1].metric("Test images", ev["n"])
+    if ev.get("uncertainty_note"):
+        st.info(_ui.esc(ev["uncertainty_note"]), icon=":material/info:")
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown("**Per class**")
+        table = pd.DataFrame(ev["per_class"]).rename(columns={"support": "test images", "f1": "F1"})
+        st.dataframe(table, hide_index=True, width="stretch", key="per_class_table" + key,
+                     column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                    for c in ("precision", "recall", "F1")})
+        st.caption("Precision: of the images the model put in this class, how many belong there. Recall: of "
+                   "this class's images, how many the model found.")
+    with right:
+        st.plotly_chart(_charts.confusion(ev["confusion_matrix"], classes), key="confusion_chart" + key,
+                        width="stretch")
+
+
+def mistakes(ev: dict) -> None:
+    """The test images the model got wrong, most confident first."""
+    wrong = ev.get("misclassified") or []
+    st.subheader(f"Mistakes ({ev.get('misclassified_count', len(wrong))})")
+    if not wrong:
+        st.success("No test image was misclassified.")
+        return
+    st.caption("The test images the model got wrong, most confident mistakes first. Mislabelled or unusual "
+               "images often show up here.")
+    shown = [(w, thumb(w["path"])) for w in wrong[:24]]
+    shown = [(w, img) for w, img in shown if img is not None]
+    cols = st.columns(6)
+    for i, (w, img) in enumerate(shown):
+        with cols[i % 6]:
+            st.image(img, width="stretch")
+            st.caption(f"true: {_ui.esc(w['true'])}  \npredicted: {_ui.esc(w['predicted'])} "
+                       f"({w['confidence']:.0%})")
+
+
 record = _ui.pick_done_run("eval_run", "evaluate")
 if record is not None:
     if not _ui.draft().get("visited_evaluate"):
@@ -39,46 +91,25 @@ if record is not None:
             from tlcore.evaluate import evaluate_run
 
             ok, ev = _ui.call("Evaluating the model", evaluate_run, run_dir)
-    if ev and ev.get("note"):
+    tasks = ev.get("tasks") if ev else None
+    multitask = isinstance(tasks, dict) and len(tasks) > 1
+    if ev and ev.get("note") and not multitask:
         st.info(_ui.esc(ev["note"]))
-    if ev and ev.get("n"):
-        cols = st.columns(4)
-        cols[0].metric("Accuracy", f"{ev['accuracy']:.1%}", help="Share of test images classified correctly.")
-        cols[1].metric(f"Top-{ev.get('top_k', 3)} accuracy", f"{ev['top_k_accuracy']:.1%}",
-                       help="Share of test images whose true class is among the model's top guesses.")
-        cols[2].metric("Macro F1", f"{ev['macro_f1']:.2f}",
-                       help="The average of each class's F1 score (1.0 is perfect); small classes count as much as "
-                            "big ones.")
-        cols[3].metric("Test images", ev["n"])
-        left, right = st.columns([2, 3])
-        with left:
-            st.markdown("**Per class**")
-            table = pd.DataFrame(ev["per_class"]).rename(columns={"support": "test images"})
-            st.dataframe(table, hide_index=True, width="stretch", key="per_class_table",
-                         column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                        for c in ("precision", "recall", "f1")})
-            st.caption("Precision: of the images the model put in this class, how many belong there. Recall: of "
-                       "this class's images, how many the model found.")
-        with right:
-            st.plotly_chart(_charts.confusion(ev["confusion_matrix"], ev["classes"]), key="confusion_chart",
-                            width="stretch")
-
+    if multitask:
+        st.caption(f"This model answers {len(tasks)} questions at once, one per label column: each tab shows "
+                   "how well it answers one of them.")
+        for i, (tab, (task, report)) in enumerate(zip(st.tabs([_ui.esc(t) for t in tasks]), tasks.items())):
+            with tab:
+                if report.get("note"):
+                    st.info(_ui.esc(report["note"]))
+                if report.get("n"):
+                    scores(report, f"_{i}")
+                    mistakes(report)
         strategy_results(ev)
-        wrong = ev.get("misclassified") or []
-        st.subheader(f"Mistakes ({ev.get('misclassified_count', len(wrong))})")
-        if not wrong:
-            st.success("No test image was misclassified.")
-        else:
-            st.caption("The test images the model got wrong, most confident mistakes first. Mislabelled or unusual "
-                       "images often show up here.")
-            shown = [(w, thumb(w["path"])) for w in wrong[:24]]
-            shown = [(w, img) for w, img in shown if img is not None]
-            cols = st.columns(6)
-            for i, (w, img) in enumerate(shown):
-                with cols[i % 6]:
-                    st.image(img, width="stretch")
-                    st.caption(f"true: {_ui.esc(w['true'])}  \npredicted: {_ui.esc(w['predicted'])} "
-                               f"({w['confidence']:.0%})")
+    elif ev and ev.get("n"):
+        scores(ev)
+        strategy_results(ev)
+        mistakes(ev)
 
     st.subheader("Embedding map")
     st.caption("The backbone turns every image into a long list of numbers (its features). This map squeezes them "

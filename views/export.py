@@ -40,6 +40,10 @@ if record is not None:
 
     run_dir = store.run_dir(record.id)
     out = run_dir / "exports"
+
+    def named(filename: str) -> str:
+        """The run's name and short id in front, so downloads of several runs don't collide."""
+        return export.download_name(record.name, record.id, filename)
     model_time = (run_dir / "model.keras").stat().st_mtime
 
     def ready(fmt: str) -> Path | None:
@@ -65,7 +69,7 @@ if record is not None:
         cols[1].caption(text)
         path = ready(fmt)
         if path is not None:
-            cols[2].download_button(f"Download {filename}", reader(path), file_name=filename, mime=mime,
+            cols[2].download_button(f"Download {filename}", reader(path), file_name=named(filename), mime=mime,
                                     key=f"download_{fmt}", on_click="ignore",
                                     help=f"{path.stat().st_size / 1e6:.1f} MB")
         elif cols[2].button(f"Prepare {filename}", key=f"export_{fmt}_button",
@@ -75,26 +79,29 @@ if record is not None:
     st.subheader("Labels, model card and settings")
     cols = st.columns(3)
     cols[0].download_button("Download labels.txt", lambda: "\n".join(export.load_labels(run_dir)) + "\n",
-                            file_name="labels.txt", mime="text/plain", key="download_labels", on_click="ignore",
+                            file_name=named("labels.txt"), mime="text/plain", key="download_labels", on_click="ignore",
                             help="The class names, one per line, in the order of the model's outputs.")
-    cols[1].download_button("Download model_card.md", lambda: export.model_card(run_dir), file_name="model_card.md",
+    cols[1].download_button("Download model_card.md", lambda: export.model_card(run_dir),
+                            file_name=named("model_card.md"),
                             mime="text/markdown", key="download_model_card", on_click="ignore",
                             help="What the model is for, how it was trained, how well it does, and its limits.")
-    cols[2].download_button("Download config.json", reader(run_dir / "config.json"), file_name="config.json",
+    cols[2].download_button("Download config.json", reader(run_dir / "config.json"),
+                            file_name=named("config.json"),
                             mime="application/json", key="download_config", on_click="ignore",
                             help="Every setting of this run. It replays the run from the command line.")
     st.caption("To train the same model again without the web app:")
-    st.code("python -m tlcore train --config config.json --data PATH_TO_YOUR_IMAGES", language="bash")
+    st.code(f"python -m tlcore train --config {named('config.json')} --data PATH_TO_YOUR_IMAGES", language="bash",
+            wrap_lines=True)
 
     st.subheader("Use it in Python")
     st.code(
         "import keras\nimport numpy as np\nfrom PIL import Image\n\n"
-        'model = keras.saving.load_model("model.keras")\n'
-        'labels = open("labels.txt", encoding="utf-8").read().splitlines()\n\n'
+        f'model = keras.saving.load_model("{named("model.keras")}")\n'
+        f'labels = open("{named("labels.txt")}", encoding="utf-8").read().splitlines()\n\n'
         'image = np.asarray(Image.open("my_photo.jpg").convert("RGB"), dtype="float32")  # any size, pixels 0-255\n'
         "probabilities = model.predict(image[None])[0]\n"
         "best = int(np.argmax(probabilities))\n"
-        'print(labels[best], f"{probabilities[best]:.0%}")\n', language="python")
+        'print(labels[best], f"{probabilities[best]:.0%}")\n', language="python", wrap_lines=True)
 
     st.subheader("Parity check")
     st.caption("Checks that the downloaded files answer exactly like the model in the studio, on up to 50 test "

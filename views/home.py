@@ -46,9 +46,22 @@ with right.container(border=True):
     public = st.button("Download a public sample dataset", key="public_sample_button",
                        help="The server downloads the photos and imports them as one of your datasets.")
 
+def _load_engine() -> None:
+    """Import the training engine here, where the user sees the step, rather than behind the Train page's spinner
+    (after a server start it is already being imported in the background; this waits for that)."""
+    import tlcore.strategies  # noqa: F401
+
+
 if sample:
-    with st.spinner("Making the sample images and choosing the settings…"):
-        ok, result = _ui.call("Preparing the sample", ws.try_sample, st.session_state["owner"])
+    with st.status("Preparing the sample…", expanded=True) as status:
+        ok, result = _ui.call("Preparing the sample", ws.try_sample, st.session_state["owner"],
+                              progress=status.write)
+        if ok:
+            status.write("Loading the training engine (TensorFlow; up to half a minute just after a server "
+                         "start)…")
+            ok, _ = _ui.call("Loading the training engine", _load_engine)
+        status.update(label="The sample is ready: opening the Train page…" if ok else
+                      "The sample could not be prepared", state="complete" if ok else "error")
     if ok:
         _ui.go("train")
 

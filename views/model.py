@@ -6,6 +6,7 @@ import streamlit as st
 
 from views import _charts, _ui
 from tlcore import workspace as ws
+from tlcore.runs import RunConfig
 
 st.title("2 · Model")
 st.caption("A backbone is a network already trained on ImageNet's 1.2 million photos. Smaller backbones train "
@@ -16,10 +17,9 @@ me = st.session_state["owner"]
 with st.spinner("Loading the model library (only the first time)…"):
     from tlcore import preview
     from tlcore.backbones import BACKBONES, DEFAULT_BACKBONE, get_spec
+    from tlcore.model import LayerInfo, layer_status
 
-DEFAULT_MODEL = {"backbone": DEFAULT_BACKBONE, "backbone_file": None, "weights": "imagenet", "image_size": None,
-                 "freeze": {"mode": "all_but_top", "n": 20, "layer": None},
-                 "head": {"units": 1024, "dropout": 0.2, "enabled": True}}
+DEFAULT_MODEL = {k: v for k, v in RunConfig().to_dict().items() if k in ws.MODEL_KEYS}   # one source of defaults
 WEIGHT_SOURCES = {"imagenet": "ImageNet (pretrained)", "file": "My weights file (.h5)",
                   "none": "Random initialisation (no pretraining)"}
 FREEZE_MODES = {"all_but_top": "Train only the top N layers", "up_to": "Freeze everything up to a block",
@@ -54,7 +54,7 @@ st.dataframe(table[["backbone", "parameters (M)", "weights (MB)", "input size", 
                                                              help="The image size it was trained on."),
                  "ImageNet top-1 (%)": st.column_config.NumberColumn(
                      "Top-1 %", width="small", help="Its accuracy on ImageNet, as Keras documents it."),
-                 "speed": st.column_config.TextColumn("Speed", width="small", help="On a laptop CPU."),
+                 "speed": st.column_config.TextColumn("Speed", width="medium", help="On a laptop CPU."),
                  "ImageNet weights cached": st.column_config.CheckboxColumn(
                      "On server", width="small",
                      help="Ticked: the pretrained weights are already on this server, so no download is needed."),
@@ -157,10 +157,30 @@ if ok:
         s = view["summary"]
         m = st.columns(4)
         m[0].metric("Trainable in the backbone", f"{s['trainable_params']:,}", help="Parameters fine-tuning may change.")
-        m[1].metric("Frozen in the backbone", f"{s['frozen_params']:,}", help="Parameters that keep their values.")
+        m[1].metric("Frozen in the backbone", f"{s['frozen_params']:,}",
+                    help="Parameters that keep their values, BatchNorm statistics included.")
         m[2].metric("New head", f"{s['head_params']:,}", help="Always trainable: it learns your classes.")
-        m[3].metric("Frozen layers", f"{s['frozen_layers']} of {s['total_layers']}")
-        st.plotly_chart(_charts.layer_blocks(view["blocks"]), key="layer_chart", width="stretch")
+        m[3].metric("Frozen layers", f"{s['frozen_layers']} of {s['total_layers']}",
+                    help="Layers your choice freezes, counted from the input, as the slider counts them.")
+        if s.get("batchnorm_kept"):
+            st.caption(f"Besides these, {s['batchnorm_kept']} BatchNorm layers among the trainable ones stay frozen: "
+                       "they are kept in inference mode, as the Keras transfer-learning guide recommends, because "
+                       "updating their statistics on a few images would undo what the backbone learned. So "
+                       f"{s['trainable_layers']} layers with weights will actually change.")
+        chart_col, list_col = st.columns([3, 2])
+        chart_col.plotly_chart(_charts.layer_blocks(view["blocks"]), key="layer_chart", width="stretch")
+        with list_col:
+            st.markdown("**Layer by layer**")
+            rows = pd.DataFrame([{"layer": info["name"], "type": info["type"], "block": info["block"],
+                                  "parameters": info["params"],
+                                  "trainable": layer_status(LayerInfo(**info), s["frozen_layers"])}
+                                 for info in view["layers"]])
+            st.dataframe(rows, hide_index=True, width="stretch", height=420, key="layer_table",
+                         column_config={"parameters": st.column_config.NumberColumn("Parameters", format="localized"),
+                                        "layer": st.column_config.TextColumn("Layer"),
+                                        "type": st.column_config.TextColumn("Type"),
+                                        "block": st.column_config.TextColumn("Block"),
+                                        "trainable": st.column_config.TextColumn("Trainable?")})
 
 st.subheader("The new head")
 cols = st.columns(3)

@@ -7,6 +7,7 @@ from views import _compare, _run_view, _ui
 from views._strategy_inputs import strategy_inputs
 from tlcore import workspace as ws
 from tlcore.progress import duration_text
+from tlcore.runs import RunConfig
 
 st.title("3 · Train")
 _ui.flash()
@@ -19,10 +20,9 @@ if draft.get("sample_note") and dataset is not None and dataset.kind == "sample"
 with st.spinner("Loading the training library (only the first time)…"):
     from tlcore.strategies import STRATEGIES
 
-DEFAULTS = {"strategy": "feature_extraction", "epochs": 10, "fine_tune_epochs": 5, "batch_size": 32,
-            "learning_rate": 1e-3, "fine_tune_learning_rate": 1e-5, "optimizer": "adam", "augment": {"enabled": False},
-            "class_weights": False, "early_stopping": 3, "seed": 0, "target_data": None, "label_columns": [],
-            "options": {}}
+DEFAULTS = {k: v for k, v in RunConfig().to_dict().items() if k in ws.TRAIN_KEYS}   # help texts quote these
+D = RunConfig()
+OPTIMIZERS = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD (with momentum)"}
 saved = {**DEFAULTS, **(draft.get("train") or {})}
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 
@@ -30,8 +30,10 @@ if dataset is None:
     st.info("Choose or import a dataset first.", icon=":material/arrow_back:")
     _ui.link("data", "Go to 1 · Data", icon=":material/photo_library:")
 else:
-    weights = (draft.get("model") or {}).get("weights", "imagenet")
-    weights = {"none": "random", "imagenet": "ImageNet"}.get(weights, "your file")
+    weights = (draft.get("model") or {}).get("weights", D.weights)
+    weights = {"none": "random (no pretraining)", "imagenet": "ImageNet"}.get(weights, "your file")
+    if st.session_state.get("strategy", (draft.get("train") or {}).get("strategy", D.strategy)) == "scratch":
+        weights = "random (training from scratch)"
     st.text(f"Dataset: {dataset.name} ({dataset.n_images} images, {dataset.n_classes} classes) · "
             f"Model: {draft.get('model_title') or 'MobileNet α=0.25 (default)'} · Weights: {weights}")
 
@@ -59,13 +61,17 @@ else:
             st.session_state[key] = min(options, key=lambda o: abs(o - float(st.session_state[key])))
     c = st.columns(4)
     c[0].number_input("Epochs", 1, 500, key="epochs",
-                      help="How many times the model sees every training image. 10 is plenty for feature extraction.")
+                      help=f"How many times the model sees every training image. {D.epochs} (the default) is plenty "
+                           "for feature extraction.")
     c[1].number_input("Fine-tuning epochs", 0, 500, key="fine_tune_epochs", disabled=strategy != "fine_tune",
-                      help="Fine-tuning only: extra epochs after unfreezing the top of the backbone.")
+                      help="Fine-tuning only: extra epochs after unfreezing the top of the backbone "
+                           f"({D.fine_tune_epochs} by default).")
     c[2].select_slider("Batch size", [4, 8, 16, 32, 64, 128], key="batch_size",
-                       help="Images per training step. Smaller uses less memory; 32 is a good default.")
+                       help=f"Images per training step. Smaller uses less memory and suits small datasets; "
+                            f"{D.batch_size} is the default (the sample uses 16 for its few images).")
     c[3].select_slider("Learning rate", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}",
-                       help="How big each learning step is. 0.001 suits the new head; too high makes the loss jump.")
+                       help=f"How big each learning step is. {D.learning_rate:g} (the default) suits the new head; too "
+                            "high makes the loss jump.")
     c = st.columns(4)
     c[0].toggle("Augmentation", key="augment",
                 help="Shows the model flipped, rotated and zoomed copies of the images: helps with few photos. "
@@ -74,16 +80,17 @@ else:
                 help="Gives images of small classes more weight, so the model does not just favour the big class.")
     c[2].number_input("Early stopping (epochs)", 0, 50, key="early_stopping",
                       help="Stop when the validation loss has not improved for this many epochs and keep the best "
-                           "model. 0 turns it off.")
+                           f"model ({D.early_stopping} by default). 0 turns it off.")
     c[3].number_input("Seed", 0, 99999, key="seed",
                       help="The same seed and settings give the same split order and starting weights.")
     with st.expander("Advanced"):
         a = st.columns(2)
-        a[0].selectbox("Optimizer", ["adam", "rmsprop", "sgd"], key="optimizer",
-                       help="Adam is a safe default. RMSprop is the classic transfer-learning recipe.")
+        a[0].selectbox("Optimizer", list(OPTIMIZERS), key="optimizer", format_func=OPTIMIZERS.get,
+                       help="Adam (the default) is safe. RMSprop is the classic transfer-learning recipe.")
         a[1].select_slider("Fine-tuning learning rate", LEARNING_RATES, key="fine_tune_learning_rate",
                            format_func=lambda v: f"{v:g}", disabled=strategy != "fine_tune",
-                           help="Much lower than the head's, so the pretrained features adapt without being destroyed.")
+                           help=f"Much lower than the head's ({D.fine_tune_learning_rate:g} by default), so the "
+                                "pretrained features adapt without being destroyed.")
 
     train = {k: st.session_state[k] for k in ("epochs", "fine_tune_epochs", "batch_size", "learning_rate",
                                               "fine_tune_learning_rate", "optimizer", "class_weights",
@@ -124,8 +131,9 @@ else:
     ids = [r.id for r in runs]
     if run_id not in ids:
         ids.insert(0, run_id)
-    labels = {r.id: f"{r.name} · {r.state.value}" + (f" · {duration_text(r.duration)}" if r.state.finished else "")
-              + f" · {r.id[-6:]}" for r in runs}
+    words = {"queued": "waiting", "running": "training"}
+    labels = {r.id: f"{r.name}{_ui.dataset_suffix(r.id)} · {words.get(r.state.value, r.state.value)}"
+              + (f" · {duration_text(r.duration)}" if r.state.finished else "") + f" · {r.id[-6:]}" for r in runs}
     st.session_state["run_select"] = run_id
     st.selectbox("Show run", ids, key="run_select", format_func=lambda i: labels.get(i, i),
                  on_change=lambda: _ui.set_current_run(st.session_state["run_select"]),

@@ -33,7 +33,7 @@ def test_zip_upload_shows_counts_report_and_escapes_class_names():
     no_crash(at)
     assert not at.error
     at.run()
-    assert any("Imported" in i.value for i in at.info) or at.session_state["zip_imported"]
+    assert any("Imported “my pets”" in i.value for i in at.success)
     owner = at.session_state["owner"]
     [info] = ws.list_datasets(owner)
     assert info.n_classes == 2 and info.n_images == 16
@@ -140,3 +140,122 @@ def test_split_again_changes_the_counts():
     counts = next(d.value for d in at.dataframe if "validation" in d.value.columns)
     assert list(counts["test"]) == [8, 8] and list(counts["validation"]) == [0, 0]
     assert any("Split again" in i.value for i in at.info)
+
+
+# ---------------------------------------------------------------------------------------------- issue 9
+def _import(at, name: str, classes: dict) -> ws.DatasetInfo:
+    at.file_uploader(key="zip_upload").set_value((f"{name}.zip", class_zip(classes), "application/zip")).run()
+    no_crash(at)
+    return next(d for d in ws.list_datasets(at.session_state["owner"]) if d.name == name)
+
+
+def _panel(at):
+    return next(e for e in at.expander if e.label == "Import images")
+
+
+def test_an_import_makes_the_browser_show_the_new_dataset():
+    """Major 1: after an import the picker is *told* to show the new dataset (a browser keeps its old choice
+    otherwise and sends it back with the next click), and the next click keeps it."""
+    at = data_page()
+    first = _import(at, "first", {"a": (200, 0, 0), "b": (0, 0, 200)})
+    assert at.selectbox(key="dataset_select").value == first.id
+    second = _import(at, "second", {"c": (0, 200, 0), "d": (200, 200, 0)})
+    box = at.selectbox(key="dataset_select")
+    assert box.value == second.id and box.proto.set_value, box.proto
+    at.button(key="augment_preview_button").click().run()             # "the first click on anything"
+    no_crash(at)
+    assert at.selectbox(key="dataset_select").value == second.id
+    assert ws.load_draft(at.session_state["owner"])["dataset_id"] == second.id
+    at.selectbox(key="dataset_select").set_value(first.id).run()      # the user's own choice is kept as well
+    assert ws.load_draft(at.session_state["owner"])["dataset_id"] == first.id
+    assert any(t.value.startswith("first: 16 images") for t in at.text)
+
+
+def test_import_errors_show_outside_the_panel_and_the_panel_keeps_its_state():
+    """Major 6: a one-class zip's error is above the (open) panel, not inside it; panel and tab stay as left."""
+    at = data_page()
+    at.session_state["import_panel"] = True                           # the user opens the panel
+    at.run()
+    _import(at, "first", {"a": (200, 0, 0), "b": (0, 0, 200)})
+    assert _panel(at).proto.expanded                                  # an import leaves it open
+    at.file_uploader(key="zip_upload").set_value(("lonely.zip", class_zip({"only": (9, 9, 9)}),
+                                                  "application/zip")).run()
+    no_crash(at)
+    assert [e.value for e in at.error] and "At least 2 classes are needed" in at.error[0].value
+    assert not _panel(at).error                                       # shown outside the panel
+    assert _panel(at).proto.expanded
+    at.run()
+    assert len(at.error) == 1                                         # it stays until the next import attempt
+    at.session_state["import_tab"] = "Build classes by hand"          # the user opens another tab
+    at.run()
+    at.button(key="add_class").click().run()
+    no_crash(at)
+    assert at.session_state["import_tab"] == "Build classes by hand" and _panel(at).proto.expanded
+    at.button(key="create_from_classes").click().run()               # a new attempt replaces the message
+    assert len(at.error) == 1 and "Two classes or more are needed" in at.error[0].value
+    assert not _panel(at).error
+
+
+def test_delete_asks_first_and_rename_validates():
+    at = data_page()
+    first = _import(at, "first", {"a": (200, 0, 0), "b": (0, 0, 200)})
+    second = _import(at, "second", {"c": (0, 200, 0), "d": (200, 200, 0)})
+    owner = at.session_state["owner"]
+    at.text_input(key="dataset_name").set_value("   ").run()
+    at.button(key="rename_button").click().run()
+    assert any("A dataset needs a name" in e.value for e in at.error)
+    at.text_input(key="dataset_name").set_value("Garden colours").run()
+    at.button(key="rename_button").click().run()
+    no_crash(at)
+    assert ws.get_dataset(owner, second.id).name == "Garden colours"
+    assert any(t.value.startswith("Garden colours: 16 images") for t in at.text)
+    at.button(key="delete_dataset").click().run()                     # asks first; nothing is deleted yet
+    assert any("Delete “Garden colours” and its 16 images" in w.value for w in at.warning)
+    assert len(ws.list_datasets(owner, include_shared=False)) == 2
+    at.button(key="delete_cancel").click().run()
+    assert len(ws.list_datasets(owner, include_shared=False)) == 2 and not at.warning
+    at.button(key="delete_dataset").click().run()
+    at.button(key="delete_confirm").click().run()
+    no_crash(at)
+    assert [d.id for d in ws.list_datasets(owner, include_shared=False)] == [first.id]
+    assert at.selectbox(key="dataset_select").value == first.id and at.selectbox(key="dataset_select").proto.set_value
+    assert any("Deleted “Garden colours”" in i.value for i in at.info)
+
+
+def test_counts_table_and_captions_are_not_cut():
+    """Text: full file names under the thumbnails; the counts table names every column in words."""
+    at = data_page()
+    long = "ASIAN GREEN BEE EATER photo 0001"
+    data = class_zip({"ASIAN GREEN BEE EATER": (200, 0, 0), "b": (0, 0, 200)}, per_class=3,
+                     extra={f"ASIAN GREEN BEE EATER/{long}.png": png_bytes((190, 10, 10), seed=77)})
+    at.file_uploader(key="zip_upload").set_value(("birds.zip", data, "application/zip")).run()
+    no_crash(at)
+    captions = [i.caption.replace("\\", "") for image in at.get("image") for i in image.proto.imgs]
+    assert f"{long}.png" in captions, captions
+    counts = next(d for d in at.dataframe if "validation" in d.value.columns)
+    assert list(counts.value.columns) == ["class", "train", "validation", "test", "total"]
+
+
+def test_copies_among_uploaded_target_images_are_named():
+    """Domain adaptation: copies among uploaded target images are listed by name, as on the Data page."""
+    import io
+    import zipfile
+
+    token = ws.new_owner_token()
+    owner = ws.owner_id(token=token)
+    source = ws.import_zip(owner, class_zip({"a": (200, 0, 0), "b": (0, 0, 200)}, per_class=6), "source.zip")
+    ws.update_draft(owner, dataset_id=source.id, train={"strategy": "domain_adaptation"})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        same = png_bytes((40, 40, 40), seed=1)
+        archive.writestr("cam/1.png", same)
+        archive.writestr("cam/1 copy.png", same)
+        archive.writestr("cam/2.png", png_bytes((90, 20, 20), seed=2))
+    at = new_app({"u": token}).run()
+    at.switch_page("views/train.py").run(timeout=120)
+    at.file_uploader(key="target_upload").set_value(("phone.zip", buffer.getvalue(), "application/zip")).run(
+        timeout=120)
+    no_crash(at)
+    notes = [i.value.replace("\\", "") for i in at.info]
+    assert any("Imported 3 target images." in n and "more than once among these images: ('cam/1 copy.png', "
+               "'cam/1.png')" in n for n in notes), notes

@@ -55,3 +55,23 @@ def test_bad_weights_and_backbone_files_are_plain_errors():
     at.file_uploader(key="backbone_upload").set_value(("net.keras", os.urandom(3000), "application/octet-stream")).run()
     no_crash(at)
     assert any(".keras" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_frozen_layer_numbers_match_the_choice_and_layers_are_listed():
+    """Issue 9: "Train every layer" showed "Frozen layers 59 of 86"."""
+    at = model_page()
+    at.radio(key="freeze_mode").set_value("none").run()
+    no_crash(at)
+    frozen = next(m.value for m in at.metric if m.label == "Frozen layers")
+    total = int(frozen.split(" of ")[1])
+    assert frozen == f"0 of {total}"
+    assert any("BatchNorm layers among the trainable ones stay frozen" in c.value and "inference mode" in c.value
+               for c in at.caption)
+    layers = next(d.value for d in at.dataframe if "trainable" in d.value.columns and "block" in d.value.columns)
+    assert len(layers) == total and set(layers.columns) == {"layer", "type", "block", "parameters", "trainable"}
+    assert set(layers["trainable"]) == {"trains", "no weights", "frozen (BatchNorm, inference mode)"}
+    at.radio(key="freeze_mode").set_value("all_but_top").run()
+    at.slider(key="freeze_top_n").set_value(20).run()
+    assert next(m.value for m in at.metric if m.label == "Frozen layers") == f"{total - 20} of {total}"
+    at.radio(key="freeze_mode").set_value("all").run()
+    assert next(m.value for m in at.metric if m.label == "Frozen layers") == f"{total} of {total}"

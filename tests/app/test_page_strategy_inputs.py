@@ -28,10 +28,13 @@ def test_strategy_specific_inputs():
         radio.set_value("domain_adaptation").run()
         no_crash(at)
         assert at.selectbox(key="target_dataset").value is None
+        target_options = at.selectbox(key="target_dataset").options      # issue 9: it read "0 classes"
+        assert not any("0 classes" in o for o in target_options) and any("no labels" in o for o in target_options)
         assert at.button(key="start_button").disabled                   # no target images chosen yet
         at.selectbox(key="target_dataset").set_value(target.id).run()
         assert not at.button(key="start_button").disabled
         assert ws.load_draft(owner)["train"]["target_data"] == target.ref
+        assert any("used only to score" in c.value for c in at.caption)
     if "multitask" in STRATEGIES:
         at.radio(key="strategy").set_value("multitask").run()
         no_crash(at)

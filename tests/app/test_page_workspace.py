@@ -142,6 +142,10 @@ def test_streamlit_config_matches_the_engine_settings():
     assert config["server"]["enableXsrfProtection"] is True
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["showErrorDetails"] == "none" and config["client"]["toolbarMode"] == "minimal"
+    # The system's light / dark preference applies: no fixed base, a light and a dark palette.
+    assert "base" not in config["theme"]
+    assert config["theme"]["light"]["backgroundColor"] == "#FFFFFF"
+    assert config["theme"]["dark"]["backgroundColor"] == "#0F172A"
 
 
 def test_sample_is_reused_not_duplicated():

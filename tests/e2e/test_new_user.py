@@ -111,7 +111,7 @@ def test_new_user_trains_predicts_and_exports(page, server, tmp_path):
     with page.expect_download() as info:
         button(page, "download_keras").click()
     download = info.value
-    assert download.suggested_filename == "model.keras"
+    assert download.suggested_filename.endswith(f"-{run_id[-6:]}-model.keras")   # the run's name and short id
     target = tmp_path / "model.keras"
     download.save_as(target)
     assert target.stat().st_size > 100_000

@@ -120,3 +120,84 @@ def test_custom_keras_backbone_loads_and_lambda_is_refused(tmp_path):
     (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelFileError, match="could not be read"):
         backbones.load_custom_backbone(tmp_path / "broken.keras")
+
+
+# -- the shipped default weights (copied into an empty Keras cache at first use) ------------------------------
+SHA = backbones.SHIPPED_WEIGHTS["mobilenet_2_5_224_tf_no_top.h5"]
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_shipped_weights_are_in_the_repo_with_their_license():
+    shipped = backbones.SHIPPED_DIR / "mobilenet_2_5_224_tf_no_top.h5"
+    assert shipped.stat().st_size == 2_108_140 and _sha(shipped) == SHA
+    notice = (backbones.SHIPPED_DIR / "NOTICE.md").read_text(encoding="utf-8")
+    assert "Apache License, Version 2.0" in notice and "keras-team/keras-applications" in notice
+    assert "Copyright The Keras Authors" in notice
+    assert "TERMS AND CONDITIONS" in (backbones.SHIPPED_DIR / "LICENSE-APACHE-2.0.txt").read_text(encoding="utf-8")
+    ignored = __import__("subprocess").run(["git", "check-ignore", "-q", str(shipped)], cwd=backbones.SHIPPED_DIR)
+    assert ignored.returncode == 1   # git does not ignore it: it ships with every clone
+
+
+def test_empty_keras_home_gets_the_shipped_copy_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    cached = tmp_path / "kh" / "models" / "mobilenet_2_5_224_tf_no_top.h5"
+    rows = {r["name"]: r for r in backbones.backbone_table()}
+    assert rows["mobilenet_025"]["ImageNet weights cached"] and backbones.weights_cached("mobilenet_025")
+    assert not rows["mobilenet_050"]["ImageNet weights cached"] and not cached.exists()   # nothing copied yet
+    assert backbones.install_shipped_weights("mobilenet_025") is True
+    assert _sha(cached) == SHA and os.listdir(cached.parent) == [cached.name]
+    assert backbones.install_shipped_weights("mobilenet_025") is True                   # already there: no-op
+    assert backbones.install_shipped_weights("mobilenet_050") is False                  # none ships for it
+    assert backbones.install_shipped_weights("mobilenet_025", 160) is False             # another file name
+
+
+def test_damaged_cached_copy_is_replaced_by_the_shipped_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    cached = tmp_path / "kh" / "models" / "mobilenet_2_5_224_tf_no_top.h5"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"half a download")
+    assert backbones.install_shipped_weights("mobilenet_025") and _sha(cached) == SHA
+
+
+def test_damaged_shipped_file_gives_a_plain_sentence_and_copies_nothing(tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "mobilenet_2_5_224_tf_no_top.h5").write_bytes(b"\0" * 1000)
+    monkeypatch.setattr(backbones, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    assert not backbones.weights_cached("mobilenet_025")
+    with pytest.raises(WeightsError) as info:
+        create_backbone("mobilenet_025", "imagenet")
+    message = str(info.value)
+    assert message.startswith("The ImageNet weights of MobileNet α=0.25 that come with the studio are damaged")
+    assert "reinstall the studio" in message and "random initialisation" in message and "\n" not in message
+    assert not (tmp_path / "kh" / "models" / "mobilenet_2_5_224_tf_no_top.h5").exists()
+    assert not list((tmp_path / "kh").rglob("*.part"))
+
+
+def test_copy_that_changes_on_the_way_is_refused(tmp_path, monkeypatch):
+    """The sha256 is checked after copying too: a copy that differs never replaces the cache file."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    real = backbones._sha256
+    monkeypatch.setattr(backbones, "_sha256", lambda p: "0" * 64 if p.name.endswith(".part") else real(p))
+    with pytest.raises(WeightsError, match="damaged"):
+        backbones.install_shipped_weights("mobilenet_025")
+    assert os.listdir(tmp_path / "kh" / "models") == []
+
+
+def test_unwritable_keras_home_gives_a_plain_sentence(tmp_path, monkeypatch):
+    (tmp_path / "kh").write_text("a file, not a folder")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    with pytest.raises(WeightsError, match="could not be copied into Keras's cache .*KERAS_HOME to a writable"):
+        backbones.install_shipped_weights("mobilenet_025")
+
+
+def test_other_backbones_keep_the_fast_offline_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    with pytest.raises(WeightsError, match="not cached and this machine is offline"):
+        create_backbone("mobilenet_050", "imagenet", 128)

@@ -111,3 +111,23 @@ def test_compare_trains_each_strategy_on_the_same_split_and_prints_them_side_by_
     assert len({r["group"] for r in rows}) == 1 and all(0 <= r["accuracy"] <= 1 for r in rows)
     configs = [json.loads((tmp_path / "ws" / "runs" / r["run"] / "config.json").read_text()) for r in rows]
     assert {(c["data"], c["seed"], c["val_split"]) for c in configs} == {(str(data), 0, 0.2)}
+
+
+def test_train_help_lists_every_registered_strategy_one_line_each_without_tensorflow():
+    from tlcore import cli as cli_module
+    from tlcore.compare import TITLES
+    from tlcore.strategies import STRATEGIES
+
+    assert set(cli_module.STRATEGY_LINES) == set(STRATEGIES) == set(TITLES)
+    code = ("import sys; from tlcore.cli import main\n"
+            "try:\n    main(['train', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'NO-TF')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip().endswith("NO-TF"), out.stdout[-500:]
+    text = out.stdout
+    assert "and more" not in text
+    for name, strategy in STRATEGIES.items():
+        [line] = [row for row in text.splitlines() if row.strip().startswith(name + " ")]
+        assert strategy.title in line and len(line.split(name, 1)[1].strip()) > len(strategy.title) + 10, line
+    assert "compare" in cli("compare", "--help").stdout and "few_shot" in cli("compare", "--help").stdout

@@ -194,6 +194,39 @@ def test_imbalance_warning(tmp_path):
     assert any("imbalanced" in w and "'few'" in w for w in ds.report.warnings)
 
 
+
+def test_duplicate_warnings_name_the_files(tmp_path):
+    """Issue 9: a warning about copies names them (a few, then a count), so the user can find and remove them."""
+    src = corpus.write_classes(tmp_path / "d", {"cat": 3, "dog": 3})
+    for i in range(5):                                   # five pairs of copies inside 'cat'
+        same = corpus.unique_png()
+        (src / "cat" / f"a{i}.png").write_bytes(same)
+        (src / "cat" / f"a{i} copy.png").write_bytes(same)
+    for i in range(7):                                   # seven images that are in both classes
+        same = corpus.unique_png()
+        (src / "cat" / f"both{i}.png").write_bytes(same)
+        (src / "dog" / f"both{i}.png").write_bytes(same)
+    warnings = data.load_data(src, tmp_path / "ws").report.warnings
+    within = next(w for w in warnings if "more than once in the same class" in w)
+    assert within.startswith("5 images appear more than once in the same class: ('cat/a0 copy.png', 'cat/a0.png')")
+    assert "and 2 more." in within and "'cat/a2.png'" in within and "'cat/a3.png'" not in within
+    cross = [w for w in warnings if "in two classes" in w]
+    assert len(cross) == 6 and "'cat/both0.png' (class 'cat') and 'dog/both0.png' (class 'dog')" in cross[0]
+    assert cross[-1].startswith("2 more images are in two classes (('cat/both5.png', 'dog/both5.png') and "
+                                "('cat/both6.png', 'dog/both6.png'))")
+
+
+def test_duplicate_target_images_are_named_too(tmp_path):
+    """Unlabelled imports (domain adaptation's target images) warn about copies the same way."""
+    src = corpus.write_classes(tmp_path / "d", {"a": 2})
+    same = corpus.unique_png()
+    (src / "a" / "x.png").write_bytes(same)
+    (src / "loose.png").write_bytes(same)
+    ds = data.load_data(src, tmp_path / "ws", unlabelled=True)
+    assert ds.report.warnings == ["1 image appears more than once among these images: ('a/x.png', 'loose.png'). "
+                                  "Each copy counts again, so remove the duplicates."]
+
+
 FAILURES = [
     ("one-class", lambda r: corpus.write_classes(r / "d", {"cat": 5}), ["2 classes", "1 class", "'cat'"]),
     ("class-with-one-image", lambda r: corpus.write_classes(r / "d", {"cat": 5, "dog": 1}),

@@ -15,7 +15,7 @@ from PIL import Image
 
 from tlcore.data import DataReport, Dataset, Sample, load_data
 from tlcore.errors import DataError, ImageError, RunError
-from tlcore.evaluate import evaluate_model, evaluate_run, predict_paths
+from tlcore.evaluate import evaluate_model, evaluate_run, predict_paths, wilson_interval
 from tlcore.predict import Predictor, load_labels, load_run_model, predict_table
 from tlcore.runs import RunConfig, atomic_write
 from tlcore.tf_env import keras
@@ -120,6 +120,7 @@ def test_evaluate_exact_metrics_on_a_known_model(tmp_path):
     assert rows["blue"]["precision"] == pytest.approx(0.5) and rows["red"]["f1"] == 1.0
     assert result["macro_f1"] == pytest.approx(np.mean([1.0, 0.8, 2 / 3]))
     assert result["top_k_accuracy"] == 1.0   # green is the runner-up of a blue image (g=40 > r=30)
+    assert "top_k" not in evaluate_model(colour_model(), dataset, classes, 32, top_k=3)   # k = classes: meaningless
     [miss] = result["misclassified"]
     assert (miss["name"], miss["true"], miss["predicted"]) == ("6.png", "green", "blue")
     assert miss["confidence"] == pytest.approx(max(miss["probabilities"].values())) and miss["confidence"] > 0.9
@@ -152,7 +153,12 @@ def test_evaluate_run_matches_sklearn_and_writes_json(run, predictor):
     assert result["accuracy"] >= 0.75   # trivially separable colours
     assert result["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
     assert result["confusion_matrix"] == confusion_matrix(y_true, y_pred, labels=[0, 1, 2]).tolist()
-    assert result["top_k"] == 3 and result["top_k_accuracy"] == 1.0
+    # top-3 of 3 classes is always 100%: not measured; 6 test images: the uncertainty is spelled out
+    assert "top_k" not in result and "top_k_accuracy" not in result
+    low, high = result["accuracy_ci95"]
+    assert low < result["accuracy"] <= high and (low, high) == pytest.approx(wilson_interval(
+        round(result["accuracy"] * 6), 6))
+    assert "Only 6 test images" in result["uncertainty_note"] and "test split" in result["uncertainty_note"]
     confidences = [m["confidence"] for m in result["misclassified"]]
     assert confidences == sorted(confidences, reverse=True)
 
@@ -215,3 +221,35 @@ def test_run_without_model_says_train_first(tmp_path):
         load_run_model(tmp_path)
     with pytest.raises(RunError, match="no run folder"):
         Predictor.from_run(tmp_path / "missing")
+
+
+def test_wilson_interval_matches_known_values():
+    """The Wilson score interval (95%): 8 of 10 → 0.490-0.943 (Newcombe 1998); never outside [0, 1]."""
+    assert wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(0, 10)[0] == 0.0
+    low, high = wilson_interval(0, 10)
+    assert high == pytest.approx(0.2775, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    wide, narrow = wilson_interval(9, 10), wilson_interval(900, 1000)
+    assert wide[1] - wide[0] > 5 * (narrow[1] - narrow[0])
+
+
+def test_table_columns_are_words_and_downloads_carry_the_run(predictor):
+    from tlcore.predict import download_name, table_columns
+
+    names = table_columns(predictor, ["file", "prediction", "confidence", "top1", "top1_probability", "top2",
+                                      "top2_probability", "error"])
+    assert names["top1_probability"] == "1st guess probability" and names["top2"] == "2nd guess"
+    assert not any("_" in name for name in names.values())
+    assert download_name("Birds: fine tune / v2", "abcdef123456", "predictions.csv") == \
+        "Birds-fine-tune-v2-123456-predictions.csv"
+    assert download_name("", "abcdef123456", "predictions.csv") == "run-123456-predictions.csv"
+    assert download_name("../../etc", "x1", "p.csv") == "etc-x1-p.csv"
+
+
+def test_sample_images_come_from_the_test_split(run):
+    from tlcore.predict import sample_images
+
+    test = Dataset.load(run / "data").split("test")
+    images = sample_images(run)
+    assert images == [(s.path, s.label) for s in test] and all(Path(p).is_file() for p, _ in images)

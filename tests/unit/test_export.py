@@ -5,6 +5,7 @@ import errno
 import io
 import json
 import os
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -139,3 +140,115 @@ def test_bad_format_and_untrained_run(exported, tmp_path):
     (tmp_path / "run" / "config.json").write_text((run / "config.json").read_text())
     with pytest.raises(RunError, match="train it first"):
         export.export_run(tmp_path / "run", "keras", tmp_path / "out")
+
+
+# -- the model card: prose and tables, only the strategy's own settings; download names -----------------------
+def card_for(tmp_path, **settings) -> str:
+    """The model card of a run folder whose config has ``settings`` (labels, counts and evaluation recorded)."""
+    from tlcore.runs import RunConfig
+
+    run = tmp_path / "runs" / "card"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(RunConfig(**{"data": "dataset:abc", "name": "My | birds", **settings}).to_json())
+    (run / "labels.json").write_text(json.dumps(["finch", "robin", "wren"]))
+    (run / "data_report.json").write_text(json.dumps({"counts": {"train": {"finch": 5, "robin": 6, "wren": 7},
+                                                                 "test": {"finch": 1, "robin": 2, "wren": 3}}}))
+    (run / "evaluation.json").write_text(json.dumps({
+        "n": 6, "split": "test", "accuracy": 5 / 6, "accuracy_ci95": [0.44, 0.97], "macro_f1": 0.8,
+        "per_class": [{"class": c, "precision": 1.0, "recall": 0.5, "f1": 0.6, "support": 2}
+                      for c in ("finch", "robin", "wren")]}))
+    return export.model_card(run, image_size=96)
+
+
+def assert_prose(card: str) -> None:
+    assert "{" not in card.split("## How to load")[0] and '": ' not in card, card   # no JSON anywhere above the code
+    for raw in ("all_but_top", "fine_tune_epochs", "label_columns", "target_data", "n_way", "True", "False", "None"):
+        assert raw not in card.split("## How to load")[0], raw
+
+
+def test_card_of_feature_extraction_is_prose_and_lists_only_its_settings(tmp_path):
+    card = card_for(tmp_path, strategy="feature_extraction", epochs=7, head={"units": 64, "dropout": 0.2,
+                                                                             "enabled": True})
+    assert_prose(card)
+    assert "# Model card: My | birds" in card and "(Feature extraction) on MobileNet α=0.25" in card
+    assert "| Epochs (at most) | 7 |" in card and "| Optimiser | Adam |" in card
+    assert "a dense layer of 64 units (ReLU) → dropout 0.2 → softmax" in card
+    assert "| Image size | 96×96 |" in card and "| Augmentation | off |" in card
+    assert "| finch | 5 | 1 |" in card and "| class | training | test |" in card
+    assert "its accuracy is 83.3% (95% confidence: 44% to 97%)" in card
+    assert "top 3" not in card                     # top-k is meaningless with 3 classes, and was not measured
+    for other in ("fine-tuning", "Fine-tuning", "target images", "Label columns", "Learned projection"):
+        assert other not in card, other
+
+
+def test_card_of_fine_tuning_adds_its_two_phases_and_the_frozen_layers(tmp_path):
+    card = card_for(tmp_path, strategy="fine_tune", epochs=4, fine_tune_epochs=3, fine_tune_learning_rate=1e-5,
+                    freeze={"mode": "all_but_top", "n": 20, "layer": None})
+    assert_prose(card)
+    assert "| Epochs of the head (frozen backbone) | 4 |" in card and "| Epochs of fine-tuning | 3 |" in card
+    assert "| Learning rate of fine-tuning | 1e-05 |" in card
+    assert "| Layers trained in fine-tuning | the top 20 layers of the backbone; BatchNorm layers stay frozen" in card
+
+
+def test_card_of_scratch_says_random_weights_and_no_freeze(tmp_path):
+    card = card_for(tmp_path, strategy="scratch", weights="imagenet")   # scratch ignores the weights setting
+    assert_prose(card)
+    assert "starting from random initialisation" in card and "ImageNet" not in card
+    assert "fine-tuning" not in card and "Layers trained" not in card
+
+
+def test_card_of_domain_adaptation_names_the_target_and_its_options(tmp_path):
+    card = card_for(tmp_path, strategy="domain_adaptation", target_data="/data/webcam.zip",
+                    options={"baseline": True, "lambda_max": 0.5})
+    assert_prose(card)
+    assert "| Unlabelled target images | webcam.zip |" in card
+    assert "| Source-only model trained alongside for comparison | yes |" in card
+    assert "| Strength of the domain confusion (at most) | 0.5 |" in card
+    for other in ("| Optimiser |", "Head", "Early stopping", "Label columns", "fine-tuning"):
+        assert other not in card, other
+
+
+def test_card_of_multitask_lists_the_label_columns_and_their_weights(tmp_path):
+    card = card_for(tmp_path, strategy="multitask", data="x.csv", label_columns=["species", "colour"],
+                    options={"loss_weights": {"species": 1.0, "colour": 0.5}})
+    assert_prose(card)
+    assert "| Label columns | species, colour |" in card
+    assert "| Weight of each label column in the loss | species: 1, colour: 0.5 |" in card
+    assert "target images" not in card and "fine-tuning" not in card
+
+
+def test_card_of_few_shot_lists_training_settings_only_with_a_projection(tmp_path):
+    plain = card_for(tmp_path / "a", strategy="few_shot", options={"projection": False})
+    assert_prose(plain)
+    assert "| Learned projection | no |" in plain
+    assert "Epochs" not in plain and "Optimiser" not in plain and "Head" not in plain
+    projected = card_for(tmp_path / "b", strategy="few_shot", epochs=5, options={"projection": True, "n_way": 3})
+    assert "| Epochs (at most) | 5 |" in projected and "| Classes per training episode | 3 |" in projected
+
+
+@pytest.mark.parametrize("name, filename", [
+    ("Feature extraction · MobileNet α=0.25", "model.keras"),
+    ("grüne Äpfel / ../../etc", "labels.txt"),
+    ("", "saved_model.zip"),
+    ("<img src=x onerror=alert(1)>", "model_card.md"),
+])
+def test_download_names_carry_the_run_name_and_short_id(name, filename):
+    got = export.download_name(name, "20261201-213618-e63603cc9cd5", filename)
+    assert got.endswith(f"-cc9cd5-{filename}") and re.fullmatch(r"[A-Za-z0-9._-]+", got)   # no folder parts
+    stem = got[: -len(f"-cc9cd5-{filename}")]
+    assert stem and not stem.startswith((".", "-"))
+    if name.startswith("Feature"):
+        assert stem.lower().startswith("feature-extraction-mobilenet")
+
+
+def test_download_names_of_two_runs_do_not_collide():
+    names = {export.download_name("Fine-tuning · VGG16", rid, "model.keras")
+             for rid in ("20261201-1-aaaaaa111111", "20261201-1-aaaaaa222222")}
+    assert len(names) == 2
+
+
+def test_card_knows_every_registered_strategy():
+    from tlcore import model_card
+    from tlcore.strategies import STRATEGIES
+
+    assert set(model_card.STRATEGY_FIELDS) == set(model_card.STRATEGY_SUMMARY) == set(STRATEGIES)

@@ -100,3 +100,28 @@ def test_saved_model_reloads_in_safe_mode_with_equal_outputs(tmp_path):
     again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True, compile=False)
     x = np.random.default_rng(1).uniform(0, 255, (2, 40, 40, 3)).astype("float32")
     np.testing.assert_allclose(model.predict(x, verbose=0), again.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("cfg, frozen", [
+    (FreezeConfig("none"), lambda total: 0),                       # "Train every layer": nothing frozen by choice
+    (FreezeConfig("all"), lambda total: total),
+    (FreezeConfig("all_but_top", n=20), lambda total: total - 20),  # as the slider counts
+    (FreezeConfig("first_n", n=7), lambda total: 7),
+])
+def test_frozen_layer_count_matches_the_choice(cfg, frozen):
+    """Issue 9: "Train every layer" showed "Frozen layers 59 of 86" (ReLUs and BatchNorm counted as frozen)."""
+    from tlcore.model import layer_status
+
+    base = create_backbone("mobilenet_025", "none", 32)
+    summary = freeze(base, cfg)
+    total = len(base.layers)
+    assert (summary.frozen_layers, summary.total_layers) == (frozen(total), total)
+    bns = [i for i, layer in enumerate(base.layers) if isinstance(layer, keras.layers.BatchNormalization)]
+    assert summary.batchnorm_kept == (0 if cfg.mode == "all" else sum(i >= summary.frozen_layers for i in bns))
+    moving = [layer for layer in base.layers if layer.trainable and layer.trainable_weights]
+    assert summary.trainable_layers == len(moving)
+    statuses = {layer_status(info, summary.frozen_layers) for info in list_layers(base)}
+    if cfg.mode == "none":
+        assert statuses == {"trains", "no weights", "frozen (BatchNorm, inference mode)"}
+    if cfg.mode == "all":
+        assert "trains" not in statuses and "frozen (BatchNorm, inference mode)" not in statuses

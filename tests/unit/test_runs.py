@@ -80,3 +80,49 @@ def test_state_survives_a_new_process_and_lost_runs_become_interrupted(workspace
     assert states[lost][0] == "interrupted"
     assert store.get(lost).error.startswith("The server stopped")
     assert store.resolve(str(store.run_dir(done))) == done
+
+
+def test_rename_keeps_config_in_step_and_only_the_owner_may(workspace):
+    store = RunStore(workspace)
+    run_id = store.create(RunConfig(name="fine_tune"), owner="alice")
+    assert store.rename(run_id, "  birds   with\taugmentation ", owner="alice") == "birds with augmentation"
+    assert store.get(run_id).name == "birds with augmentation"
+    assert store.config(run_id).name == "birds with augmentation"
+    with pytest.raises(RunError, match="cannot be empty"):
+        store.rename(run_id, "   ", owner="alice")
+    with pytest.raises(RunError, match="at most"):
+        store.rename(run_id, "x" * 500, owner="alice")
+    with pytest.raises(RunError, match="Only the person who trained"):
+        store.rename(run_id, "mine now", owner="bob")
+    assert store.get(run_id).name == "birds with augmentation"
+
+
+@pytest.mark.parametrize("state, word", [(RunState.RUNNING, "still training"),
+                                         (RunState.QUEUED, "still waiting to train")])
+def test_delete_refuses_a_run_that_is_waiting_or_training(workspace, state, word):
+    store = RunStore(workspace)
+    run_id = store.create(RunConfig(name="busy"), owner="alice")
+    store.set_state(run_id, state)
+    with pytest.raises(RunError, match=f"{word}: stop it first"):
+        store.delete(run_id, owner="alice")
+    assert store.run_dir(run_id).is_dir() and store.get(run_id).state == state
+    store.set_state(run_id, RunState.STOPPED)
+    store.delete(run_id, owner="alice")
+    assert not store.run_dir(run_id).exists() and store.list("alice") == []
+
+
+def test_delete_removes_the_folder_and_only_the_owner_may(workspace):
+    store = RunStore(workspace)
+    run_id = store.create(RunConfig(name="done"), owner="alice")
+    store.set_state(run_id, RunState.DONE)
+    (store.run_dir(run_id) / "exports").mkdir()
+    (store.run_dir(run_id) / "exports" / "model.tflite").write_bytes(b"x")
+    store.set_shared(run_id, True)
+    with pytest.raises(RunError, match="Only the person who trained"):
+        store.delete(run_id, owner="bob")
+    store.delete(run_id, owner="alice")
+    assert not store.run_dir(run_id).exists()
+    with pytest.raises(RunError, match="There is no run"):
+        store.get(run_id)
+    with pytest.raises(RunError, match="deleted already"):
+        store.delete(run_id, owner="alice")

@@ -115,3 +115,35 @@ def test_birds5_five_way_one_and_five_shot(birds5, imagenet_mobilenet, tmp_path)
     assert one["accuracy"] >= 0.55
     assert five["accuracy"] >= max(0.8, one["accuracy"])
     assert evaluation["accuracy"] >= 0.85
+
+
+# -- issue 9: a true chart, episode columns in words, "Evaluate again" keeps the episodes ----------------------
+def test_prototype_run_chart_shows_accuracy_not_a_one_point_loss(proto_run):
+    from tlcore.progress import summarize
+    from views._charts import training_curves
+
+    store, run_id = proto_run[:2]
+    rows = summarize(store.read_events(run_id)).epochs
+    figure = training_curves(rows, None, 1)
+    assert [bar.type for bar in figure.data] == ["bar"]
+    assert list(figure.data[0].y) == ["training images", "validation images"] and list(figure.data[0].x) == [1.0, 1.0]
+    assert "loss" not in figure.layout.title.text.lower() and "prototype" in figure.layout.title.text
+
+
+def test_evaluate_again_keeps_the_episodes_and_scores_an_added_class(proto_run, tmp_path):
+    from tlcore.evaluate import evaluate_run
+
+    run_dir = proto_run[3]
+    trained = json.loads((run_dir / "evaluation.json").read_text())
+    add_class(run_dir, "pink", [_solid(tmp_path / "p.png", (250, 150, 200))])
+    again = evaluate_run(run_dir)
+    assert again["few_shot"] == trained["few_shot"] and "pink" in again["classes"]
+    assert again["accuracy"] == 1.0 and "top_k_accuracy" in again   # 3 < 6 or 7 classes: top-3 means something
+
+
+def test_episode_columns_are_named_in_words(proto_run):
+    from views._eval_extras import EPISODE_WORDS
+
+    results = json.loads((proto_run[3] / "evaluation.json").read_text())["few_shot"]["results"]
+    assert set(results[0]) <= set(EPISODE_WORDS)
+    assert not any("_" in words for words in EPISODE_WORDS.values())

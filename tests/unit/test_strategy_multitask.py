@@ -179,3 +179,65 @@ def test_predictor_and_evaluate_use_the_main_task_of_a_multitask_run(two_task_ru
     top = predictor.predict([str(image)], top_k=2)[0]
     assert len(top) == 2 and top[0][0] in predictor.classes
     assert "accuracy" in evaluate_run(run_dir)
+
+
+# -- issue 9: Evaluate again, Predict, predictions.csv, the chart and the CLI show every task ---------------------
+def test_evaluate_again_keeps_every_task_in_the_same_shape(two_task_run):
+    """Major 2: "Evaluate again" (evaluate_run) once narrowed a multi-task run to its main task (no 'tasks');
+    now it writes what training wrote: the main task's keys at the top level and every task under 'tasks'."""
+    from tlcore.evaluate import evaluate_run
+
+    run_dir = two_task_run[3]
+    trained = json.loads((run_dir / "evaluation.json").read_text())
+    again = evaluate_run(run_dir)
+    assert json.loads((run_dir / "evaluation.json").read_text()) == again
+    assert set(trained) - {"data"} <= set(again) and set(again["tasks"]) == {"colour", "bright"}
+    for task in ("colour", "bright"):
+        report = again["tasks"][task]
+        assert report["accuracy"] == pytest.approx(trained["tasks"][task]["accuracy"])
+        assert {"macro_f1", "per_class", "confusion_matrix", "accuracy_ci95", "misclassified"} <= set(report)
+        assert "top_k_accuracy" not in report   # top-k with k >= classes (2 or 3) is meaningless
+    assert again["accuracy"] == again["tasks"]["colour"]["accuracy"]
+    assert "uncertainty_note" in again["tasks"]["bright"]   # a handful of test images: the interval is spelled out
+
+
+def test_predictor_table_and_cli_answer_every_task(two_task_run, tmp_path, capsys):
+    from PIL import Image
+
+    from tlcore import cli
+    from tlcore.predict import Predictor, predict_table, prediction_records, table_columns
+
+    run_dir = two_task_run[3]
+    path = tmp_path / "red_dark.png"
+    Image.fromarray(np.full((40, 40, 3), np.array(COLOURS["red"]) * 0.4, dtype="uint8")).save(path)
+    predictor = Predictor.from_run(run_dir)
+    assert predictor.multitask and list(predictor.tasks) == ["colour", "bright"]
+    [answer] = predictor.predict_tasks([path], top_k=2)
+    assert answer["colour"][0][0] == "red" and answer["bright"][0][0] == "no"
+    [row] = predict_table(predictor, [("red_dark.png", path.read_bytes())], top_k=2)
+    assert (row["prediction"], row["task:bright"]) == ("red", "no") and 0.5 < row["task:bright:confidence"] <= 1
+    names = table_columns(predictor, list(row))
+    assert names["prediction"] == "colour prediction" and names["task:bright"] == "bright prediction"
+    assert names["task:bright:confidence"] == "bright confidence" and len(set(names.values())) == len(names)
+    [record] = prediction_records(predictor, [str(path)], top_k=1)
+    assert record["top"] == record["tasks"]["colour"] and record["tasks"]["bright"][0]["class"] == "no"
+    assert cli.main(["predict", str(run_dir), str(path), "--json"]) == 0
+    [printed] = json.loads(capsys.readouterr().out)
+    assert set(printed["tasks"]) == {"colour", "bright"}
+    assert cli.main(["evaluate", str(run_dir), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["tasks"]) == {"colour", "bright"}
+
+
+def test_train_chart_shows_each_tasks_accuracy(two_task_run):
+    """Major 3: the accuracy panel was empty (the epochs log '<task>_accuracy', never 'accuracy')."""
+    from tlcore.progress import summarize
+    from views._charts import task_accuracies, training_curves
+
+    store, run_id = two_task_run[:2]
+    rows = summarize(store.read_events(run_id)).epochs
+    assert set(task_accuracies(rows)) == {"colour", "bright"}
+    figure = training_curves(rows, None, 25)
+    accuracy = {trace.name: trace for trace in figure.data if trace.yaxis == "y2"}
+    assert set(accuracy) == {"training colour accuracy", "validation colour accuracy",
+                             "training bright accuracy", "validation bright accuracy"}
+    assert all(len(trace.y) == len(rows) and None not in trace.y for trace in accuracy.values())

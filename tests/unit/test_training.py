@@ -157,3 +157,32 @@ def test_feature_cache_with_augmentation_caches_augmented_copies(manager, colour
     assert n_train == 24
     assert clean[-1]["done"] == clean[-1]["total"]
     assert augmented[-1]["total"] == 2 * -(-n_train // config.batch_size)
+
+
+def test_event_callback_eta_is_smoothed_and_waits_until_stable():
+    """Issue 9: time left jumped (5 h 49 min, then 2 h 28 min). The callback now says nothing ("estimating…")
+    until ETA_MIN_SAMPLES batches were timed, never times the first (tracing) batch, and covers only this phase
+    when another one follows (the head before fine-tuning)."""
+    import threading
+
+    from tlcore.callbacks import EventCallback
+    from tlcore.progress import ETA_MIN_SAMPLES
+    from tlcore.tf_env import keras
+
+    events = []
+    cb = EventCallback(lambda kind, **data: events.append((kind, data)), threading.Event(), phase="head",
+                       epoch_offset=0, total_epochs=8, steps=10, batch_interval=0.0)
+    cb.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    cb.set_params({"epochs": 3, "steps": 10})
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    for batch in range(10):
+        cb.on_train_batch_begin(batch)
+        cb.on_train_batch_end(batch, {"loss": 1.0})
+    etas = [data["eta"] for kind, data in events if kind == "batch"]
+    assert etas[:ETA_MIN_SAMPLES] == [None] * ETA_MIN_SAMPLES          # batch 1 untimed, then 5 to be stable
+    assert all(e is not None and e >= 0 for e in etas[ETA_MIN_SAMPLES + 1:])
+    assert {data["eta_scope"] for kind, data in events if kind == "batch"} == {"phase"}   # fine-tuning follows
+    cb.on_epoch_end(0, {"loss": 1.0})
+    kind, data = events[-1]
+    assert kind == "epoch" and data["eta"] is not None and data["epoch"] == 1

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from ..data import Dataset, Sample
 from ..errors import ConfigError, DataError
@@ -159,20 +158,24 @@ class MultiTask:
 
     def evaluate(self, ctx: TrainContext, result: TrainResult) -> dict:
         """Per task: accuracy, macro F1, per-class scores and confusion matrix on the test split (labelled rows)."""
-        tasks = result.extra["tasks"]
-        primary = next(iter(tasks))
-        samples = ctx.dataset.split("test")
-        probs = predict_outputs(result.model, [s.path for s in samples], ctx.image_size, ctx.config.batch_size)
-        keys = output_keys(list(tasks))
-        reports = {}
-        for task, classes in tasks.items():
-            labels = [sample_label(s, task, primary) for s in samples]
-            reports[task] = task_report(samples, labels, probs.get(keys[task]), classes)
-        measured = {t: r["accuracy"] for t, r in reports.items() if r.get("accuracy") is not None}
-        evaluation = {**reports[primary], "split": "test", "task": primary, "tasks": reports,
-                      "task_accuracy": measured,
-                      "mean_task_accuracy": float(np.mean(list(measured.values()))) if measured else None}
-        return evaluation
+        return evaluate_tasks(result.model, ctx.dataset.split("test"), result.extra["tasks"], ctx.image_size,
+                              ctx.config.batch_size)
+
+
+def evaluate_tasks(model: keras.Model, samples: list[Sample], tasks: dict[str, list[str]], image_size: int,
+                   batch_size: int = 32, top_k: int = 3, split: str = "test") -> dict:
+    """The evaluation of a multi-task model: the main task's report at the top level (the same keys as any
+    run's evaluation, so every page reads it alike), every task's report under ``tasks``, their accuracies."""
+    primary = next(iter(tasks))
+    probs = predict_outputs(model, [s.path for s in samples], image_size, batch_size) if samples else {}
+    keys = output_keys(list(tasks))
+    reports = {}
+    for task, classes in tasks.items():
+        labels = [sample_label(s, task, primary) for s in samples]
+        reports[task] = task_report(samples, labels, probs.get(keys[task]), classes, top_k)
+    measured = {t: r["accuracy"] for t, r in reports.items() if r.get("accuracy") is not None}
+    return {**reports[primary], "split": split, "task": primary, "tasks": reports, "task_accuracy": measured,
+            "mean_task_accuracy": float(np.mean(list(measured.values()))) if measured else None}
 
 
 def predict_outputs(model: keras.Model, paths: list[str], image_size: int, batch_size: int = 32) -> dict[str, np.ndarray]:
@@ -188,8 +191,11 @@ def predict_outputs(model: keras.Model, paths: list[str], image_size: int, batch
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
-def task_report(samples: list[Sample], labels: list[str | None], probs: np.ndarray | None, classes: list[str]) -> dict:
+def task_report(samples: list[Sample], labels: list[str | None], probs: np.ndarray | None, classes: list[str],
+                top_k: int = 3) -> dict:
     """evaluate_model's keys for one task, over the samples that have a label for it."""
+    from ..evaluate import score
+
     keep = [i for i, label in enumerate(labels) if label is not None and label in classes]
     report: dict[str, Any] = {"n": len(keep), "classes": list(classes), "missing": len(labels) - len(keep)}
     if not keep or probs is None:
@@ -197,24 +203,9 @@ def task_report(samples: list[Sample], labels: list[str | None], probs: np.ndarr
                       note="No test image has this label, so it was not measured.")
         return report
     index = {c: i for i, c in enumerate(classes)}
-    y_true = np.array([index[labels[i]] for i in keep])
-    p = probs[keep]
-    y_pred = p.argmax(1)
-    ids = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
-    wrong = np.flatnonzero(y_true != y_pred)
-    wrong = wrong[np.argsort(-p[wrong, y_pred[wrong]], kind="stable")]
-    report.update(
-        accuracy=float(np.mean(y_true == y_pred)),
-        macro_f1=float(f1_score(y_true, y_pred, average="macro", labels=ids, zero_division=0)),
-        per_class=[{"class": c, "precision": float(a), "recall": float(b), "f1": float(f), "support": int(s)}
-                   for c, a, b, f, s in zip(classes, precision, recall, f1, support)],
-        confusion_matrix=confusion_matrix(y_true, y_pred, labels=ids).tolist(),
-        misclassified_count=int(len(wrong)),
-        misclassified=[{"path": samples[keep[i]].path, "name": samples[keep[i]].name, "true": classes[y_true[i]],
-                        "predicted": classes[y_pred[i]], "confidence": float(p[i, y_pred[i]])}
-                       for i in wrong[:MAX_MISCLASSIFIED]],
-    )
+    report.update(score([samples[i] for i in keep], np.array([index[labels[i]] for i in keep]), probs[keep],
+                        classes, top_k))
+    report["misclassified"] = report["misclassified"][:MAX_MISCLASSIFIED]
     return report
 
 

@@ -1,0 +1,263 @@
+"""The model card: Markdown prose and tables, never raw JSON.
+
+The card lists only the settings the run's strategy uses: the fine-tuning settings for fine-tuning, the target
+images for domain adaptation, the label columns for multi-task learning, and each strategy's options in words.
+No TensorFlow at import time (the run's files are read through tlcore.predict only when a card is built).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .compare import TITLES as STRATEGY_TITLES
+from .errors import TLError
+
+STRATEGY_SUMMARY = {
+    "feature_extraction": "the pretrained backbone stayed frozen and only a small new head learned the classes",
+    "fine_tune": "a new head learned on the frozen backbone first, then the backbone's top layers trained on at a "
+                 "low learning rate",
+    "scratch": "the whole network learned from random weights, with no pretrained knowledge",
+    "domain_adaptation": "the classifier learned from labelled source images while a domain discriminator pushed "
+                         "its features to look alike on unlabelled target images",
+    "multitask": "one shared frozen backbone fed one small head per label column",
+    "few_shot": "each class is the average embedding of its training images (a prototype), and an image gets the "
+                "class whose prototype it most resembles",
+}
+# The RunConfig fields each strategy reads (besides backbone, weights, image size, batch size and seed).
+STRATEGY_FIELDS = {
+    "feature_extraction": ("epochs", "optimizer", "learning_rate", "head", "augment", "class_weights",
+                           "early_stopping"),
+    "fine_tune": ("epochs", "optimizer", "learning_rate", "fine_tune_epochs", "fine_tune_learning_rate", "freeze",
+                  "head", "augment", "class_weights", "early_stopping"),
+    "scratch": ("epochs", "optimizer", "learning_rate", "head", "augment", "class_weights", "early_stopping"),
+    "domain_adaptation": ("epochs", "augment", "target_data"),
+    "multitask": ("epochs", "optimizer", "learning_rate", "head", "augment", "early_stopping", "label_columns"),
+    "few_shot": (),
+}
+# Strategy options in words: (strategy, option) → label. Few-shot's projection options apply only with it on.
+OPTION_LABELS = {
+    "domain_adaptation": {
+        "baseline": "Source-only model trained alongside for comparison", "optimizer": "Optimiser of the adaptation",
+        "learning_rate": "Starting learning rate of the adaptation", "lr_annealing": "Learning rate lowered over time",
+        "lambda_max": "Strength of the domain confusion (at most)", "dropout": "Dropout in the adapter",
+        "adapter_units": "Adapter width (units)", "discriminator_units": "Domain discriminator width (units)",
+        "discriminator_lr_multiplier": "Discriminator learning rate (times the adapter's)",
+        "target_labels_for_scoring": "Target labels used for scoring only"},
+    "multitask": {"loss_weights": "Weight of each label column in the loss"},
+    "few_shot": {"projection": "Learned projection", "centre": "Embeddings centred on the training mean",
+                 "temperature": "Temperature of the similarity scores",
+                 "n_query": "Query images per class in each test episode", "eval_episodes": "Test episodes"},
+}
+PROJECTION_OPTIONS = {"projection_units": "Projection width (units)", "n_way": "Classes per training episode",
+                      "train_shots": "Photos per class in a training episode",
+                      "episodes_per_epoch": "Training episodes per epoch"}
+OPTIMIZERS = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD with momentum 0.9"}
+AUGMENTATIONS = {"flip": "horizontal flips", "rotation": "rotation", "zoom": "zoom", "translation": "shifts",
+                 "contrast": "contrast", "brightness": "brightness"}
+
+
+# -- the card -------------------------------------------------------------------------------------------------
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _counts(run_dir: Path) -> dict[str, dict[str, int]] | None:
+    report = _read_json(run_dir / "data_report.json")
+    if report and isinstance(report.get("counts"), dict):
+        return report["counts"]
+    from .predict import run_dataset
+
+    try:
+        dataset = run_dataset(run_dir)
+    except TLError:
+        return None
+    return {split: dataset.counts(split) for split in ("train", "val", "test")}
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows])
+
+
+def _plain(value: Any) -> str:
+    """A setting's value in words: yes/no, numbers without noise, lists and mappings as text."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(_plain, value)) or "none"
+    return "automatic" if value in (None, "auto") else str(value)
+
+
+def _freeze_text(freeze: dict) -> str:
+    mode, n, layer = freeze.get("mode", "all_but_top"), freeze.get("n", 20), freeze.get("layer")
+    text = {"none": "every layer of the backbone", "all": "none (the whole backbone stayed frozen)",
+            "all_but_top": f"the top {n} layers of the backbone", "first_n": f"all but the first {n} layers",
+            "up_to": f"the layers after {layer}"}.get(mode, _plain(freeze))
+    return text + ("" if mode == "all" else "; BatchNorm layers stay frozen, so their ImageNet statistics are kept")
+
+
+def _head_text(head: dict) -> str:
+    if not head.get("enabled", True):
+        return "one softmax layer on the backbone's pooled features"
+    return (f"pooled features → a dense layer of {head.get('units', 1024)} units (ReLU) → dropout "
+            f"{_plain(float(head.get('dropout', 0.2)))} → softmax")
+
+
+def _augment_text(augment: dict) -> str:
+    if not augment.get("enabled"):
+        return "off"
+    on = [label for key, label in AUGMENTATIONS.items() if augment.get(key, True)]
+    return "on: " + (", ".join(on) or "no transforms chosen")
+
+
+def _data_text(ref: str | None) -> str:
+    if not ref:
+        return "none"
+    if ref.startswith("dataset:"):
+        return f"the imported dataset {ref.split(':', 1)[1]}"
+    return Path(ref).name or ref
+
+
+def setting_rows(config) -> list[tuple[str, str]]:
+    """(setting, value in words) for the settings the run's strategy uses, in a sensible order."""
+    strategy = config.strategy
+    used = STRATEGY_FIELDS.get(strategy, ("epochs", "optimizer", "learning_rate", "head", "augment"))
+    projection = strategy == "few_shot" and bool(config.options.get("projection"))
+    fine = strategy == "fine_tune"
+    rows: list[tuple[str, str]] = []
+    if "epochs" in used or projection:
+        label = "Epochs of the head (frozen backbone)" if fine else "Epochs (at most)"
+        rows.append((label, str(config.epochs)))
+    if fine:
+        rows.append(("Epochs of fine-tuning", str(config.fine_tune_epochs)))
+    rows.append(("Batch size", str(config.batch_size)))
+    if "optimizer" in used or projection:
+        rows.append(("Optimiser", OPTIMIZERS.get(config.optimizer, config.optimizer)))
+        rows.append(("Learning rate" + (" of the head" if fine else ""), f"{config.learning_rate:g}"))
+    if fine:
+        rows.append(("Learning rate of fine-tuning", f"{config.fine_tune_learning_rate:g}"))
+        rows.append(("Layers trained in fine-tuning", _freeze_text(config.freeze)))
+    if "head" in used:
+        rows.append(("Head" + (" (one per label column)" if strategy == "multitask" else ""), _head_text(config.head)))
+    if "augment" in used:
+        rows.append(("Augmentation", _augment_text(config.augment)))
+    if "class_weights" in used:
+        rows.append(("Rarer classes weighted up", _plain(bool(config.class_weights))))
+    if "early_stopping" in used:
+        rows.append(("Early stopping", f"after {config.early_stopping} epochs without a better validation loss"
+                     if config.early_stopping else "off"))
+    if "target_data" in used:
+        rows.append(("Unlabelled target images", _data_text(config.target_data)))
+    if "label_columns" in used:
+        rows.append(("Label columns", _plain(list(config.label_columns))))
+    labels = dict(OPTION_LABELS.get(strategy, {}), **(PROJECTION_OPTIONS if projection else {}))
+    rows += [(label, _plain(config.options[key])) for key, label in labels.items() if key in config.options]
+    rows.append(("Random seed", str(config.seed)))
+    return rows
+
+
+def _evaluation_lines(ev: dict | None, n_classes: int) -> list[str]:
+    if not ev or not ev.get("n") or ev.get("accuracy") is None:
+        return ["No evaluation on held-out images was recorded for this model."]
+    split = {"test": "test", "val": "validation"}.get(ev.get("split", "test"), ev.get("split", "test"))
+    text = f"On {ev['n']} held-out {split} images its accuracy is {ev['accuracy']:.1%}"
+    ci = ev.get("accuracy_ci95")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        text += f" (95% confidence: {ci[0]:.0%} to {ci[1]:.0%})"
+    if ev.get("macro_f1") is not None:
+        text += f"; its macro F1 score is {ev['macro_f1']:.3f}"
+    k = ev.get("top_k")
+    if ev.get("top_k_accuracy") is not None and k and int(k) < n_classes:
+        text += f", and the right class is among its top {k} answers {ev['top_k_accuracy']:.1%} of the time"
+    lines = [text + "."]
+    if ev.get("target_accuracy") is not None:
+        lines += ["", f"On the target images (their labels used for scoring only) it is right "
+                      f"{ev['target_accuracy']:.1%} of the time."]
+    rows = [(r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", r["support"])
+            for r in ev.get("per_class", [])]
+    if rows:
+        lines += [""] + _table(("class", "precision", "recall", "F1", "images"), rows)
+    return lines
+
+
+def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: list[str] | None = None) -> str:
+    """A Markdown model card in prose and tables: model, training settings of its strategy, data, evaluation,
+    intended use and limitations, how to load."""
+    from .backbones import get_spec
+    from .predict import load_labels, load_run_config
+
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    labels = labels or load_labels(run_dir)
+    size = image_size or config.image_size or 224
+    strategy = STRATEGY_TITLES.get(config.strategy, config.strategy)
+    backbone = (f"a custom backbone ({Path(config.backbone_file).name})" if config.backbone_file
+                else get_spec(config.backbone).title)
+    weights = "random initialisation" if config.strategy == "scratch" else {
+        "imagenet": "ImageNet pretrained weights", "none": "random initialisation"}.get(
+        config.weights, f"weights from the file {Path(config.weights).name}")
+    summary = STRATEGY_SUMMARY.get(config.strategy, "")
+    lines = [f"# Model card: {config.name or run_dir.name}", "",
+             f"An image classifier for {len(labels)} classes, trained with Transfer Learning Studio "
+             f"({strategy}) on {backbone}, starting from {weights}" + (f": {summary}." if summary else "."), "",
+             "## Model", ""]
+    lines += _table(("", ""), [
+        ("Backbone", backbone if config.backbone_file else f"{backbone} (`{config.backbone}`)"),
+        ("Starting weights", weights),
+        ("Strategy", f"{strategy} (`{config.strategy}`)"),
+        ("Input", f"RGB pixels 0-255 (float32). The .keras and SavedModel files take any image size and resize to "
+                  f"{size}×{size} themselves; the .tflite files take one image of shape (1, {size}, {size}, 3), "
+                  "already resized (bilinear)."),
+        ("Output", "softmax probabilities, one per class, in the order of labels.txt"),
+    ])
+    lines += ["", "## Training settings", "", f"Only the settings that {strategy} uses:", ""]
+    lines += _table(("setting", "value"), [("Image size", f"{size}×{size}"), *setting_rows(config)])
+    lines += ["", "## Data", ""]
+    counts = _counts(run_dir)
+    if counts:
+        splits = [s for s in ("train", "val", "test") if s in counts]
+        names = {"train": "training", "val": "validation", "test": "test"}
+        lines.append("Images per class in each split:")
+        lines += [""] + _table(("class", *(names[s] for s in splits)),
+                               [(c, *(counts[s].get(c, 0) for s in splits)) for c in labels])
+    else:
+        lines.append("The image counts were not recorded. Classes: " + ", ".join(labels) + ".")
+    lines += ["", "## Evaluation", ""] + _evaluation_lines(_read_json(run_dir / "evaluation.json"), len(labels))
+    lines += ["", "## Intended use and limitations", "",
+              f"- Meant to sort images into these classes only: {', '.join(labels)}. Any other image still gets one "
+              "of them, often with high confidence.",
+              "- The metrics hold for images like the training data; other cameras, lighting or backgrounds can "
+              "lower accuracy. Check it on your own images before relying on it.",
+              "- A small test set gives uncertain metrics. Do not use the model for decisions about people, or "
+              "for medical or safety decisions, without a proper validation.", "",
+              "## How to load", "", "```python",
+              "import keras, numpy as np",
+              'model = keras.saving.load_model("model.keras")           # raw RGB pixels 0-255, any size',
+              'labels = open("labels.txt", encoding="utf-8").read().splitlines()',
+              "probs = model.predict(np.asarray(image, 'float32')[None])[0]",
+              "",
+              "import tensorflow as tf                                   # SavedModel (TF Serving)",
+              'served = tf.saved_model.load("saved_model")              # keep it: it owns the weights',
+              "probs = served.serve(tf.constant(batch, tf.float32))",
+              "",
+              "from ai_edge_litert.interpreter import Interpreter       # or tf.lite.Interpreter",
+              'interpreter = Interpreter(model_path="model.tflite")     # or model_float16 / model_int8',
+              "interpreter.allocate_tensors()",
+              f"x = tf.image.resize(image, ({size}, {size})).numpy()[None].astype('float32')",
+              'interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x); interpreter.invoke()',
+              'probs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]',
+              "```", ""]
+    return "\n".join(lines)
