@@ -193,6 +193,8 @@ def cmd_train(args) -> int:
     [record] = _train(manager, [manager.submit(config, owner="cli")], args.quiet)
     if record.metrics.get("accuracy") is not None:
         print(f"test accuracy: {record.metrics['accuracy']:.3f}", file=sys.stderr)
+    if record.metrics.get("chance_warning"):
+        print(record.metrics["chance_warning"], file=sys.stderr)
     print(manager.store.run_dir(record.id))
     return 0 if record.state.value in ("done", "stopped") else EXIT_RUN_FAILED
 

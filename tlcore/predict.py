@@ -334,8 +334,10 @@ def sample_images(run_dir: str | Path, limit: int = 50) -> list[tuple[str, str |
 def download_name(run_name: str | None, run_id: str, what: str) -> str:
     """A download's file name carrying its run: ``<run name>-<short id>-<what>``, safe on every system."""
     import re
+    import unicodedata
 
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", str(run_name or "run")).strip("-._")[:60] or "run"
+    text = unicodedata.normalize("NFKD", str(run_name or "run")).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-_")[:60] or "run"
     return f"{stem}-{str(run_id)[-6:]}-{what}"
 
 

@@ -245,6 +245,7 @@ def test_table_columns_are_words_and_downloads_carry_the_run(predictor):
         "Birds-fine-tune-v2-123456-predictions.csv"
     assert download_name("", "abcdef123456", "predictions.csv") == "run-123456-predictions.csv"
     assert download_name("../../etc", "x1", "p.csv") == "etc-x1-p.csv"
+    assert download_name("grüne Äpfel ..", "x1", "p.csv") == "grune-Apfel-x1-p.csv"     # accents kept as letters
 
 
 def test_sample_images_come_from_the_test_split(run):
