@@ -6,7 +6,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from helpers import MOBILENET_FILE, ROOT, SHARED, write_colour_images  # noqa: F401

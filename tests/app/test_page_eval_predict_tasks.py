@@ -9,33 +9,23 @@ from pathlib import Path
 import pytest
 from _apptools import new_app, no_crash, png_bytes
 
-from tlcore import workspace as ws
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
 
 @pytest.fixture(scope="module")
 def runs(module_workspace, tmp_path_factory):
-    from strategy_helpers import config, tiny_backbone, write_images
+    from strategy_helpers import config, new_owner_store, train_runs, write_images
     from test_strategy_multitask import write_two_task_csv
-    from tlcore.runner import execute_run
-    from tlcore.runs import RunState, RunStore
 
     root = tmp_path_factory.mktemp("tasks-app")
-    token = ws.new_owner_token()
-    owner = ws.owner_id(token=token)
-    backbone = tiny_backbone(root / "bb.keras")
-    store = RunStore(module_workspace)
-    made = {}
-    for name, cfg in (
-        ("multitask", config(write_two_task_csv(root / "mt"), backbone, strategy="multitask", epochs=4,
-                             label_columns=["colour", "bright"], learning_rate=1e-2)),
-        ("few_shot", config(write_images(root / "fs", {"red": (220, 30, 30), "green": (30, 200, 40),
-                                                       "blue": (30, 40, 220)}, 8), backbone, strategy="few_shot")),
-    ):
-        run_id = store.create(cfg, owner)
-        assert execute_run(store, run_id) == RunState.DONE, store.get(run_id).error
-        made[name] = run_id
+    token, owner, backbone, store = new_owner_store(module_workspace, root)
+    made = train_runs(store, owner, {
+        "multitask": config(write_two_task_csv(root / "mt"), backbone, strategy="multitask", epochs=4,
+                             label_columns=["colour", "bright"], learning_rate=1e-2),
+        "few_shot": config(write_images(root / "fs", {"red": (220, 30, 30), "green": (30, 200, 40),
+                                                       "blue": (30, 40, 220)}, 8), backbone, strategy="few_shot"),
+    })
     return token, made, store
 
 

@@ -284,6 +284,26 @@ def class_zip(path: Path, classes: dict[str, tuple[int, int, int]], per_class: i
     return path
 
 
+def circle_png(path: Path) -> Path:
+    """A new picture the sample model never saw: a blue circle on a light background."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (96, 96), (235, 235, 235))
+    ImageDraw.Draw(img).ellipse([18, 18, 78, 78], fill=(40, 90, 200))
+    img.save(path)
+    return path
+
+
+def try_sample(page, url: str) -> None:
+    """Home → "Try it with a sample" → the Train page, settled."""
+    page.goto(url)
+    button(page, "sample_button").wait_for()
+    settle(page)
+    button(page, "sample_button").click()
+    heading(page, "3 · Train").wait_for(timeout=180_000)
+    settle(page)
+
+
 def zip_folder(folder: Path, path: Path) -> Path:
     """Zip ``folder``'s contents (e.g. birds5's train/valid/test), paths relative to it."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:

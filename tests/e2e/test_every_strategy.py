@@ -14,11 +14,10 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
-
-from _e2e import (ROOT, assert_no_error_shown, button, choose_radio, heading, main, metric, open_step, percent,
-                  query, set_number, settle, shot, sidebar, upload)
+from _e2e import (ROOT, assert_no_error_shown, button, choose_radio, circle_png, heading, main, metric, open_step,
+                  percent, query, set_number, settle, shot, sidebar, try_sample, upload)
 from helpers import png_bytes
+from PIL import Image, ImageDraw
 
 STRATEGIES = {
     "feature_extraction": "Feature extraction",
@@ -30,13 +29,6 @@ STRATEGIES = {
 }
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 WARM = {"red": "warm", "green": "cool", "blue": "cool"}
-
-
-def circle_png(path):
-    img = Image.new("RGB", (96, 96), (235, 235, 235))
-    ImageDraw.Draw(img).ellipse([18, 18, 78, 78], fill=(40, 90, 200))
-    img.save(path)
-    return path
 
 
 def multitask_files(tmp_path, per_class: int = 10):
@@ -99,12 +91,7 @@ def cli(workspace, *args) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_every_strategy_through_every_view(page, server, tmp_path, strategy):
     title = STRATEGIES[strategy]
-    page.goto(server.url)
-    button(page, "sample_button").wait_for()
-    settle(page)
-    button(page, "sample_button").click()
-    heading(page, "3 · Train").wait_for(timeout=180_000)
-    settle(page)
+    try_sample(page, server.url)
     if strategy == "multitask":
         import_multitask_csv(page, tmp_path)
         open_step(page, "Next: train", "3 · Train")

@@ -53,27 +53,25 @@ def _two_label_csv(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def runs(server, tmp_path_factory):
     """A multi-task run and a few-shot run in the server's workspace, owned by one browser token."""
-    from strategy_helpers import config, tiny_backbone, write_images
-    from tlcore import workspace as ws
-    from tlcore.runner import execute_run
-    from tlcore.runs import RunState, RunStore
+    from strategy_helpers import config, new_owner_store, train_runs, write_images
 
     root = tmp_path_factory.mktemp("mt-e2e")
-    token = ws.new_owner_token()
-    owner = ws.owner_id(token=token)
-    backbone = tiny_backbone(root / "bb.keras")
-    store = RunStore(server.workspace)
-    made = {}
-    for name, cfg in (
-        ("multitask", config(_two_label_csv(root / "mt"), backbone, strategy="multitask", epochs=6,
-                             learning_rate=1e-2, label_columns=["colour", "bright"], name="Colour and brightness")),
-        ("few_shot", config(write_images(root / "fs", {**COLOURS, "yellow": (230, 220, 30)}, 8), backbone,
-                            strategy="few_shot", name="Few colours")),
-    ):
-        run_id = store.create(cfg, owner)
-        assert execute_run(store, run_id) == RunState.DONE, store.get(run_id).error
-        made[name] = run_id
+    token, owner, backbone, store = new_owner_store(server.workspace, root)
+    made = train_runs(store, owner, {
+        "multitask": config(_two_label_csv(root / "mt"), backbone, strategy="multitask", epochs=6,
+                             learning_rate=1e-2, label_columns=["colour", "bright"], name="Colour and brightness"),
+        "few_shot": config(write_images(root / "fs", {**COLOURS, "yellow": (230, 220, 30)}, 8), backbone,
+                            strategy="few_shot", name="Few colours"),
+    })
     return token, made, root
+
+
+def _chart_texts(page, server, token: str, run_id: str, selector: str) -> str:
+    """Open the run's Train page and return the text of ``selector`` elements in its curves chart."""
+    _open(page, server, "train", token, run_id, "3 · Train")
+    chart = page.locator(f".st-key-curves_{run_id}")
+    chart.locator(".main-svg").first.wait_for(timeout=60_000)
+    return " ".join(chart.locator(selector).evaluate_all("els => els.map(e => e.textContent)"))
 
 
 def _open(page, server, path: str, token: str, run_id: str, title: str) -> None:
@@ -132,13 +130,10 @@ def test_multitask_evaluate_predict_and_chart(page, server, runs, tmp_path):
     shot(page, "multitask_03_predict")
 
     # Train: the accuracy panel has a line per task.
-    _open(page, server, "train", token, run_id, "3 · Train")
-    chart = page.locator(f".st-key-curves_{run_id}")
-    chart.locator(".main-svg").first.wait_for(timeout=60_000)
-    legend = " ".join(chart.locator(".legendtext").evaluate_all("els => els.map(e => e.textContent)"))
+    legend = _chart_texts(page, server, token, run_id, ".legendtext")
     for task in ("colour", "bright"):
         assert f"training {task} accuracy" in legend and f"validation {task} accuracy" in legend
-    assert chart.locator(".scatterlayer .trace").count() >= 6          # loss ×2 + accuracy ×4
+    assert page.locator(f".st-key-curves_{run_id} .scatterlayer .trace").count() >= 6          # loss ×2 + accuracy ×4
     shot(page, "multitask_04_train_chart")
 
 
@@ -169,10 +164,7 @@ def test_few_shot_add_a_class_and_try_a_sample(page, server, runs, tmp_path):
     shot(page, "fewshot_02_added_class")
 
     # Train: the prototypes' accuracy, not a one-point loss; Evaluate: the episode columns in words.
-    _open(page, server, "train", token, run_id, "3 · Train")
-    chart = page.locator(f".st-key-curves_{run_id}")
-    chart.locator(".main-svg").first.wait_for(timeout=60_000)
-    text = " ".join(chart.locator("text").evaluate_all("els => els.map(e => e.textContent)"))
+    text = _chart_texts(page, server, token, run_id, "text")
     assert "nearest prototype" in text and "Loss" not in text
     shot(page, "fewshot_04_train_chart")
     _open(page, server, "evaluate", token, run_id, "4 · Evaluate")

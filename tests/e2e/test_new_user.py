@@ -5,19 +5,12 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from PIL import Image, ImageDraw
-
-from _e2e import (assert_no_error_shown, button, choose_radio, data_page_drawn, heading, images_loaded, main, metric,
-                  open_model_page_with_defaults, open_step, percent, query, set_number, settle, shot, sidebar, upload)
+from _e2e import (assert_no_error_shown, button, choose_radio, circle_png, data_page_drawn, heading, images_loaded,
+                  main, metric, open_model_page_with_defaults, open_step, percent, query, set_number, settle, shot,
+                  sidebar, upload)
+from PIL import Image
 
 SHAPES = ("circle", "square", "triangle")
-
-
-def circle_png(path):
-    img = Image.new("RGB", (96, 96), (235, 235, 235))
-    ImageDraw.Draw(img).ellipse([18, 18, 78, 78], fill=(40, 90, 200))
-    img.save(path)
-    return path
 
 
 def test_new_user_trains_predicts_and_exports(page, server, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from _e2e import (assert_no_error_shown, button, choose_radio, heading, main, query, selectbox_value, set_number,
+from _e2e import (assert_no_error_shown, button, heading, main, query, selectbox_value, set_number,
                   settle, shot, sidebar)
 
 from tlcore import workspace as ws

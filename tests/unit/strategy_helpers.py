@@ -54,6 +54,28 @@ def run(workspace: Path, config):
     return store, run_id, state, store.run_dir(run_id)
 
 
+def new_owner_store(workspace: Path, root: Path):
+    """(browser token, owner id, a tiny backbone file under ``root``, a RunStore on ``workspace``) for seeded runs."""
+    from tlcore import workspace as ws
+    from tlcore.runs import RunStore
+
+    token = ws.new_owner_token()
+    return token, ws.owner_id(token=token), tiny_backbone(root / "bb.keras"), RunStore(workspace)
+
+
+def train_runs(store, owner: str, configs: dict) -> dict[str, str]:
+    """Create and train each named config in ``store`` for ``owner``; {name: run id}, every run done."""
+    from tlcore.runner import execute_run
+    from tlcore.runs import RunState
+
+    made = {}
+    for name, cfg in configs.items():
+        run_id = store.create(cfg, owner)
+        assert execute_run(store, run_id) == RunState.DONE, store.get(run_id).error
+        made[name] = run_id
+    return made
+
+
 def epochs(store, run_id, phase=None) -> list[dict]:
     return [e for e in store.read_events(run_id) if e["type"] == "epoch" and phase in (None, e.get("phase"))]
 
