@@ -147,6 +147,22 @@ def current_run_id() -> str | None:
     return None
 
 
+def option_id(value: str | None, ids: list[str]) -> str | None:
+    """The run id a run picker chose. When a run's label changes while it is shown (training → done), the browser
+    can send back the old label instead of the id; every label shows the id's last 6 characters as "· abc123"."""
+    if value in ids:
+        return value
+    matches = [i for i in ids if value and re.search(rf"· {re.escape(i[-6:])}\b", str(value))]
+    return matches[0] if len(matches) == 1 else None
+
+
+def choose_run(key: str, ids: list[str]) -> None:
+    """A run picker's ``on_change``: make its choice the current run (an unknown value changes nothing)."""
+    run_id = option_id(st.session_state.get(key), ids)
+    if run_id:
+        set_current_run(run_id)
+
+
 def set_current_run(run_id: str | None) -> None:
     st.session_state["run_id"] = run_id
     if run_id:
@@ -357,7 +373,7 @@ def pick_done_run(key: str, purpose: str):
     st.session_state[key] = current if current in ids else ids[0]
     records = {r.id: r for r in runs}
     st.selectbox("Model (training run)", ids, key=key, format_func=lambda run_id: run_label(records[run_id], me),
-                 on_change=lambda: set_current_run(st.session_state[key]),
+                 on_change=choose_run, args=(key, ids),
                  help="Your trained runs, newest first, with the dataset each trained on (and runs a teacher "
                       "shared).")
     from views import _runs_ui

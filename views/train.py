@@ -136,7 +136,7 @@ else:
               + (f" · {duration_text(r.duration)}" if r.state.finished else "") + f" · {r.id[-6:]}" for r in runs}
     st.session_state["run_select"] = run_id
     st.selectbox("Show run", ids, key="run_select", format_func=lambda i: labels.get(i, i),
-                 on_change=lambda: _ui.set_current_run(st.session_state["run_select"]),
+                 on_change=_ui.choose_run, args=("run_select", ids),
                  help="Your runs, newest first. The page's address keeps the run, so a refresh or a second tab shows "
                       "the same one.")
     _run_view.show(run_id)

@@ -118,7 +118,9 @@ def test_evaluate_predict_and_export_pages(trained):
     keys = {b.proto.id for b in at.get("download_button")}
     assert any("download_keras" in k for k in keys) and any("download_config" in k for k in keys)
     assert (get_manager().store.run_dir(run_id) / "exports" / "model.keras").is_file()
-    assert any("python -m tlcore train --config config.json" in c.value for c in at.code)
+    # The replay command names the downloaded file, which carries the run's short id (downloads never collide).
+    assert any("python -m tlcore train --config " in c.value and f"-{run_id[-6:]}-config.json" in c.value
+               for c in at.code)
 
 
 def test_embedding_map_before_and_after_training(trained):

@@ -188,6 +188,23 @@ def open_model_page_with_defaults(page) -> None:
     page.locator(".st-key-layer_chart .main-svg").first.wait_for(timeout=120_000)
 
 
+def panel(page, label: str):
+    """The expander whose summary shows ``label``."""
+    return main(page).get_by_test_id("stExpander").filter(has=page.locator("summary", has_text=label))
+
+
+def is_open(page, label: str) -> bool:
+    return panel(page, label).locator("details").first.evaluate("d => d.open")
+
+
+def open_panel(page, label: str) -> None:
+    if not is_open(page, label):
+        panel(page, label).locator("summary").first.click()
+        page.wait_for_function("""(label) => [...document.querySelectorAll('[data-testid="stExpander"] details')]
+            .some(d => d.open && d.querySelector('summary').innerText.includes(label))""", arg=label)
+        settle(page)
+
+
 def button(page, key: str):
     """The visible button of a widget with ``key`` (Streamlit also renders a hidden copy for measuring)."""
     return page.locator(f".st-key-{key}").get_by_role("button")
@@ -200,6 +217,9 @@ def query(page) -> dict[str, str]:
 
 
 def set_number(page, key: str, value: int) -> None:
+    # A rerun that has just begun (after a radio click, say) can briefly draw the new widget beside the old one.
+    page.wait_for_function("(sel) => document.querySelectorAll(sel).length === 1", arg=f".st-key-{key} input")
+    settle(page)
     field = page.locator(f".st-key-{key} input")
     field.fill(str(value))
     field.press("Enter")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import zipfile
 
-from _e2e import (assert_no_error_shown, button, heading, images_loaded, main, selectbox_value, settle, shot,
+from _e2e import (assert_no_error_shown, button, heading, images_loaded, is_open, main, open_panel, panel,
+                  selectbox_value, settle, shot,
                   sidebar, upload)
 from helpers import png_bytes
 
@@ -28,22 +29,6 @@ def lonely_zip(path):
         for i in range(8):
             archive.writestr(f"only/{i}.png", png_bytes((90, 90, 200), seed=500 + i))
     return path
-
-
-def panel(page, label: str):
-    return main(page).get_by_test_id("stExpander").filter(has=page.locator("summary", has_text=label))
-
-
-def is_open(page, label: str) -> bool:
-    return panel(page, label).locator("details").first.evaluate("d => d.open")
-
-
-def open_panel(page, label: str) -> None:
-    if not is_open(page, label):
-        panel(page, label).locator("summary").first.click()
-        page.wait_for_function("""(label) => [...document.querySelectorAll('[data-testid="stExpander"] details')]
-            .some(d => d.open && d.querySelector('summary').innerText.includes(label))""", arg=label)
-        settle(page)
 
 
 def chosen(page) -> str:
