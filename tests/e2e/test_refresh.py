@@ -45,7 +45,7 @@ def test_refresh_and_second_tab_reattach_then_stop(page, server):
     page.get_by_test_id("stProgress").wait_for(timeout=120_000)
     run_id = query(page)["run"]
     wait_for_epoch(page, 2)                                    # the head is training on the cached features
-    assert_shows_run(page, run_id, "running")
+    assert_shows_run(page, run_id, "training")
     shot(page, "refresh_01_training")
 
     # Refresh (same address): a new Streamlit session that finds the run again and keeps following it.
@@ -55,7 +55,7 @@ def test_refresh_and_second_tab_reattach_then_stop(page, server):
     page.get_by_test_id("stProgress").wait_for(timeout=60_000)
     settle(page)
     assert query(page) == {"u": token, "run": run_id}
-    assert_shows_run(page, run_id, "running")
+    assert_shows_run(page, run_id, "training")
     assert button(page, "start_button").is_disabled()           # the refresh did not offer to start it again
     wait_for_epoch(page, before + 1)                           # progress keeps coming in after the refresh
     page.locator(f".st-key-curves_{run_id} .main-svg").first.wait_for()
@@ -69,7 +69,7 @@ def test_refresh_and_second_tab_reattach_then_stop(page, server):
     heading(second, "3 · Train").wait_for()
     second.get_by_test_id("stProgress").wait_for(timeout=60_000)
     settle(second)
-    assert_shows_run(second, run_id, "running")
+    assert_shows_run(second, run_id, "training")
     shot(second, "refresh_03_second_tab")
 
     # Stop from the second tab: the run stops (within a batch), and the first tab's live view notices by itself.
