@@ -159,6 +159,12 @@ def get_dataset(owner: str, dataset_id: str, *, workspace=None) -> DatasetInfo:
     return info
 
 
+def dataset_name(dataset_id: str | None, *, workspace=None) -> str | None:
+    """The current name of an imported dataset (also one its owner deleted while runs still use it), or None."""
+    rows = query(workspace, "SELECT name FROM datasets WHERE id = ?", (dataset_id_of(dataset_id) or "",))
+    return rows[0]["name"] if rows else None
+
+
 def dataset_root(owner: str, dataset_id: str, *, workspace=None) -> Path:
     return datasets_dir(workspace) / get_dataset(owner, dataset_id, workspace=workspace).id
 

@@ -12,7 +12,6 @@ from tlcore.backbones import BACKBONES, get_spec
 from tlcore.errors import TLError
 
 ALL = ""
-STATE_WORDS = {"queued": "waiting", "running": "training"}
 
 
 def launcher(draft: dict, me: str, blocked: bool) -> None:
@@ -104,7 +103,7 @@ def show(store, me: str) -> None:
             rows = [r for r in rows if r["group"] == chosen][::-1]        # in the order they were queued
     table = pd.DataFrame(results.table_rows(rows))        # "queued" / "training" where a run has no result yet
     table["run"] = [_short(r) for r in rows]
-    table["state"] = [STATE_WORDS.get(r["state"], r["state"]) for r in rows]
+    table["state"] = [_ui.state_text(r["state"]) for r in rows]
     st.dataframe(table[["run", "state", "strategy", "backbone", "weights", "frozen", "accuracy", "macro F1",
                         "epochs", "trainable params", "time"]], hide_index=True, width="stretch", key="compare_table",
                  column_order=["run", "accuracy", "macro F1", "time", "trainable params", "epochs", "frozen",

@@ -27,6 +27,7 @@ PAGES = {
 }
 STEP_TITLES = {"data": "1 · Data", "model": "2 · Model", "train": "3 · Train", "evaluate": "4 · Evaluate",
                "predict": "5 · Predict", "export": "6 · Export"}
+STATE_TEXT = {"queued": "waiting", "running": "training"}   # plain words (selectbox options, tables)
 STATE_WORDS = {"queued": ":material/hourglass_top: waiting", "running": ":material/directions_run: training",
                "done": ":material/check_circle: done", "failed": ":material/cancel: failed",
                "stopped": ":material/stop_circle: stopped", "interrupted": ":material/warning: interrupted"}
@@ -298,21 +299,15 @@ def note_model_page() -> None:
 
 def run_dataset_name(run_id: str) -> str | None:
     """The name of the dataset a run trained on (None when it is not an imported dataset, or was deleted)."""
-    names = st.session_state.setdefault("run_dataset_names", {})
-    if run_id not in names:
-        name = None
-        try:
-            data = store().config(run_id).data
-            dataset_id = ws.dataset_id_of(data)
-            if dataset_id:
-                rows = ws.query(None, "SELECT name FROM datasets WHERE id = ?", (dataset_id,))
-                name = rows[0]["name"] if rows else None
-            elif data:
-                name = os.path.basename(str(data).rstrip("/\\")) or None
-        except TLError:
-            name = None
-        names[run_id] = name
-    return names[run_id]
+    try:
+        data = store().config(run_id).data
+    except TLError:
+        return None
+    if ws.dataset_id_of(data):
+        return ws.dataset_name(data)
+    if not data:
+        return None
+    return os.path.basename(str(data).rstrip("/\\")) or None
 
 
 def dataset_suffix(run_id: str) -> str:
@@ -321,13 +316,16 @@ def dataset_suffix(run_id: str) -> str:
     return f" · on {name}" if name else ""
 
 
-def run_label(record, me: str | None = None, *, state: bool = False) -> str:
-    """Plain text naming a run in a selectbox: its name, its dataset, (its state,) accuracy and id suffix."""
+def state_text(state: str) -> str:
+    """A run state in plain words ("waiting", "training", "done", ...)."""
+    return STATE_TEXT.get(state, state)
+
+
+def run_label(record, me: str | None = None) -> str:
+    """Plain text naming a run in a selectbox: its name, its dataset, accuracy and id suffix."""
     me = me or st.session_state.get("owner")
     acc = record.metrics.get("accuracy")
     text = f"{record.name or record.strategy}{dataset_suffix(record.id)}"
-    if state:
-        text += f" · {record.state.value}"
     if acc is not None and record.state.value in ("done", "stopped"):
         text += f" · accuracy {acc:.0%}"
     text += f" · {record.id[-6:]}"

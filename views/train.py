@@ -131,8 +131,7 @@ else:
     ids = [r.id for r in runs]
     if run_id not in ids:
         ids.insert(0, run_id)
-    words = {"queued": "waiting", "running": "training"}
-    labels = {r.id: f"{r.name}{_ui.dataset_suffix(r.id)} · {words.get(r.state.value, r.state.value)}"
+    labels = {r.id: f"{r.name}{_ui.dataset_suffix(r.id)} · {_ui.state_text(r.state.value)}"
               + (f" · {duration_text(r.duration)}" if r.state.finished else "") + f" · {r.id[-6:]}" for r in runs}
     st.session_state["run_select"] = run_id
     st.selectbox("Show run", ids, key="run_select", format_func=lambda i: labels.get(i, i),
