@@ -22,6 +22,7 @@ import streamlit as st  # noqa: E402
 from streamlit.runtime.scriptrunner import script_runner as _script_runner  # noqa: E402
 
 from views import _ui  # noqa: E402
+from views._pages import HOME, STEPS  # noqa: E402
 
 # After every script run (and every 1-second fragment run of a live Train page) Streamlit 1.67 calls
 # keras.backend.clear_session() (script_runner._clean_problem_modules): a full gc.collect() and a flush of
@@ -44,15 +45,7 @@ if _ui.needs_login():
 st.session_state["owner"] = _ui.owner()
 _ui.session_tmp()                 # this tab's temporary folder; removed when the session ends
 
-pages = [
-    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("views/data.py", title="1 · Data", icon=":material/photo_library:"),
-    st.Page("views/model.py", title="2 · Model", icon=":material/account_tree:"),
-    st.Page("views/train.py", title="3 · Train", icon=":material/model_training:"),
-    st.Page("views/evaluate.py", title="4 · Evaluate", icon=":material/analytics:"),
-    st.Page("views/predict.py", title="5 · Predict", icon=":material/image_search:"),
-    st.Page("views/export.py", title="6 · Export", icon=":material/download:"),
-]
+pages = [st.Page(p.file, title=p.title, icon=p.icon, default=p is HOME) for p in (HOME, *STEPS)]
 page = st.navigation(pages)
 _ui.sync_url()
 try:

@@ -8,9 +8,12 @@ import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import ConfigError, ModelFileError, WeightsError
+
+if TYPE_CHECKING:   # Keras is imported only when a backbone is built
+    from .tf_env import keras
 
 
 @dataclass(frozen=True)

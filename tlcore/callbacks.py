@@ -1,4 +1,10 @@
-"""The Keras callback that turns training into events, honours Stop within one batch, and guards against NaN."""
+"""The Keras callback that turns training into events, honours Stop within one batch, and guards against NaN.
+
+It drives both ``model.fit`` (``TrainContext.fit``) and the hand-written loops of the custom strategies, which call
+it through a :class:`keras.callbacks.CallbackList` as Keras documents for custom training loops
+(``tlcore.strategies._common.loop_callbacks``). The time left is computed here, from :mod:`tlcore.progress`'s
+smoothing; the NaN policy is :meth:`EventCallback.nan_outcome`.
+"""
 from __future__ import annotations
 
 import math
@@ -8,21 +14,30 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import TLError
 from .progress import ETA_MIN_SAMPLES, eta_estimate, smooth_rate
 from .tf_env import keras
 
 Emit = Callable[..., None]
+NAN_FAILED = "Training failed because the loss became NaN (not a number): lower the learning rate and try again."
+NAN_KEPT_BEST = ("The loss became NaN, so training stopped early and kept the best weights so far; "
+                 "a lower learning rate usually fixes this.")
 
 
 class EventCallback(keras.callbacks.Callback):
-    """Emits batch/epoch events with progress and ETA, stops on request, keeps the best weights."""
+    """Emits batch/epoch events with progress and ETA, stops on request, keeps the best weights.
+
+    ``keep_best=False`` (the hand-written loops) skips copying the weights at each epoch and restoring them after a
+    Stop or a NaN loss: the model keeps the weights it has.
+    """
 
     def __init__(self, emit: Emit, stop: threading.Event, *, phase: str, epoch_offset: int, total_epochs: int,
-                 steps: int | None, monitor: str = "val_loss", batch_interval: float = 0.5) -> None:
+                 steps: int | None, monitor: str = "val_loss", batch_interval: float = 0.5,
+                 keep_best: bool = True) -> None:
         super().__init__()
         self.emit, self.stop, self.phase = emit, stop, phase
         self.epoch_offset, self.total_epochs, self.steps = epoch_offset, total_epochs, steps
-        self.monitor, self.batch_interval = monitor, batch_interval
+        self.monitor, self.batch_interval, self.keep_best = monitor, batch_interval, keep_best
         self.best_value, self.best_weights = math.inf, None
         self.nan_seen = False
         self.stopped_by_user = False
@@ -35,12 +50,32 @@ class EventCallback(keras.callbacks.Callback):
         self._overhead: float | None = None      # smoothed seconds per epoch outside the batches (validation)
         self._samples = 0                        # batches timed so far
         self._batch_seconds = 0.0                # time spent in this epoch's batches
+        self._epoch_batches = 0                  # batches finished in this epoch
         self._first_batch = True                 # the very first batch includes tracing: never timed
 
-    def _check_stop(self) -> None:
-        if self.stop.is_set() and not self.model.stop_training:
-            self.stopped_by_user = True
+    def _halt(self) -> None:
+        if self.model is not None:
             self.model.stop_training = True
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set() and not self.stopped_by_user and not getattr(self.model, "stop_training", False):
+            self.stopped_by_user = True
+            self._halt()
+
+    @property
+    def halted(self) -> bool:
+        """True once training should end (Stop was asked for, or the loss became NaN): a hand-written loop checks
+        it after each batch, as ``fit`` checks ``model.stop_training``."""
+        return self.stopped_by_user or self.nan_seen
+
+    def nan_outcome(self, warn: Callable[[str], None]) -> None:
+        """After training: a NaN loss fails the run (TLError naming the fix) unless best weights were kept and
+        restored, which only earns a warning."""
+        if not self.nan_seen:
+            return
+        if self.best_weights is None:
+            raise TLError(NAN_FAILED)
+        warn(NAN_KEPT_BEST)
 
     def on_train_begin(self, logs=None):
         self._check_stop()
@@ -48,6 +83,7 @@ class EventCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.time()
         self._batch_seconds = 0.0
+        self._epoch_batches = 0
 
     def on_train_batch_begin(self, batch, logs=None):
         self._batch_start = time.time()
@@ -57,8 +93,8 @@ class EventCallback(keras.callbacks.Callback):
         loss = float(logs.get("loss", np.nan))
         if not math.isfinite(loss):
             self.nan_seen = True
-            self.model.stop_training = True
-        self._check_stop()
+            self._halt()
+        self._epoch_batches += 1
         now = time.time()
         if self._batch_start is not None:
             seconds = now - self._batch_start
@@ -74,6 +110,7 @@ class EventCallback(keras.callbacks.Callback):
             self.emit("batch", phase=self.phase, epoch=self.epoch_offset + self._epoch_index(), batch=batch + 1,
                       steps=self.steps, loss=loss, accuracy=_f(logs.get("accuracy")), eta=self._eta(batch + 1),
                       eta_scope=self.eta_scope)
+        self._check_stop()   # after the event: the runner's emitter turns a Stop from another process into ``stop``
 
     def _epoch_index(self) -> int:
         return len(self._epoch_times) + 1
@@ -105,8 +142,13 @@ class EventCallback(keras.callbacks.Callback):
         """"phase" when another training phase follows this one, else "run"."""
         return "phase" if self.epoch_offset + self._phase_epochs() < self.total_epochs else "run"
 
+    def _partial_epoch(self) -> bool:
+        """Stop came before every batch of this epoch ran (an epoch whose last batch saw Stop still counts)."""
+        steps = self.steps or (self.params or {}).get("steps")
+        return self.stopped_by_user and (not steps or self._epoch_batches < steps)
+
     def on_epoch_end(self, epoch, logs=None):
-        if self.stopped_by_user:  # a partial epoch: neither a data point nor a candidate for the best weights
+        if self._partial_epoch():  # a partial epoch: neither a data point nor a candidate for the best weights
             self.emit("stopped_mid_epoch", phase=self.phase, epoch=self.epoch_offset + self._epoch_index())
             return
         logs = {k: _f(v) for k, v in (logs or {}).items()}
@@ -115,12 +157,12 @@ class EventCallback(keras.callbacks.Callback):
             self.steps = self._samples + (1 if len(self._epoch_times) == 1 else 0)   # counted in the first epoch
         self._overhead = smooth_rate(self._overhead, max(0.0, self._epoch_times[-1] - self._batch_seconds), 0.5)
         value = logs.get(self.monitor, logs.get("loss"))
-        if value is not None and math.isfinite(value) and value < self.best_value:
+        if self.keep_best and value is not None and math.isfinite(value) and value < self.best_value:
             self.best_value = value
             self.best_weights = self.model.get_weights()
         if logs.get("loss") is not None and not math.isfinite(logs["loss"]):
             self.nan_seen = True
-            self.model.stop_training = True
+            self._halt()
         self.emit("epoch", phase=self.phase, epoch=self.epoch_offset + len(self._epoch_times),
                   total_epochs=self.total_epochs, seconds=self._epoch_times[-1], eta=self._eta(0),
                   eta_scope=self.eta_scope, **logs)

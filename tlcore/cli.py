@@ -7,7 +7,9 @@ import signal
 import sys
 from pathlib import Path
 
+from .catalog import LINES, TITLES
 from .errors import TLError
+from .export_formats import EXPORT_FORMATS
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="Export a trained model.")
     x.add_argument("run", metavar="RUN", help="A run folder or run id.")
-    x.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite", "tflite-float16", "tflite-int8"])
+    x.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
     x.add_argument("--out", required=True, help="Output folder.")
     x.add_argument("--workspace")
 
@@ -69,25 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# One line per registered strategy for --help (tlcore.strategies imports TensorFlow; --help must stay fast).
-# The tests check these names against the registry.
-STRATEGY_LINES = {
-    "feature_extraction": "frozen backbone, only a new head learns; fastest (default)",
-    "fine_tune": "the head first, then the backbone's top layers at a low learning rate",
-    "scratch": "the same network from random weights; the baseline",
-    "domain_adaptation": "also learns from unlabelled target images (--target-data)",
-    "multitask": "one head per label column of a CSV (label_columns in --config)",
-    "few_shot": "one prototype per class from a handful of photos",
-}
+# One line per strategy for --help, from the catalog (tlcore.strategies imports TensorFlow; --help stays fast).
+STRATEGY_LINES = LINES
 
 
 def strategies_help() -> str:
     """The strategies, one line each (name, title, what it does), for the train/compare --help."""
-    from .compare import TITLES
-
     width = max(map(len, STRATEGY_LINES))
     return "strategies (--strategy):\n" + "\n".join(
-        f"  {name:{width}}  {TITLES.get(name, name)}: {line}." for name, line in STRATEGY_LINES.items())
+        f"  {name:{width}}  {TITLES[name]}: {line}." for name, line in STRATEGY_LINES.items())
 
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:

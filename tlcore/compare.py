@@ -1,24 +1,21 @@
 """Comparisons: one click queues several runs that differ only in strategy, backbone or frozen layers, on the same
 data, split and seed, so their results can be set side by side (the classroom demonstration of what transfer buys).
 
-No TensorFlow here: the strategy facts below are plain data, checked against the registry by the tests.
+No TensorFlow here: the strategy facts come from the catalog (tlcore.catalog).
 """
 from __future__ import annotations
 
 import secrets
 from typing import Sequence
 
+from . import catalog
 from .backbones import get_spec, resolve_size, weights_cached
+from .catalog import TITLES  # noqa: F401 - {name: title}, a live view of the catalog (older imports)
+from .config import RunConfig
 from .errors import ConfigError
-from .runs import RunConfig
 
 MAX_RUNS = 12
 BASELINE = "scratch"
-# Titles of the registered strategies (tlcore.strategies imports TensorFlow; this module must not).
-TITLES = {"feature_extraction": "Feature extraction", "fine_tune": "Fine-tuning", "scratch": "Training from scratch",
-          "domain_adaptation": "Domain adaptation (DANN)", "multitask": "Multi-task learning",
-          "few_shot": "Few-shot (prototypes)"}
-USES_FREEZE = {"fine_tune"}             # the only strategy whose result depends on the frozen-layer setting
 # Frozen-layer settings offered for fine-tuning comparisons: label → RunConfig.freeze.
 FREEZE_CHOICES = {
     "Top 10 layers trainable": {"mode": "all_but_top", "n": 10, "layer": None},
@@ -31,20 +28,19 @@ FREEZE_FLAGS = dict(zip(("top10", "top20", "top50", "none"), FREEZE_CHOICES))   
 
 def requirement(strategy: str, base: RunConfig) -> str | None:
     """Why ``strategy`` cannot run with the base run's inputs (a sentence naming the fix), or None when it can."""
-    if strategy not in TITLES:
-        return f"Unknown strategy '{strategy}'. Choose one of: {', '.join(TITLES)}."
-    if strategy == "domain_adaptation" and not base.target_data:
-        return ("Domain adaptation needs unlabelled target images: choose it as the strategy above and pick the "
-                "target images, then compare.")
-    if strategy == "multitask" and not base.label_columns:
-        return ("Multi-task learning needs a dataset with extra label columns: choose it as the strategy above "
-                "(with a CSV dataset), then compare.")
+    try:
+        found = catalog.entry(strategy)
+    except ConfigError as exc:
+        return str(exc)
+    for need in found.missing(base):
+        need = catalog.NEEDS[need]
+        return f"{found.noun} {need.what}: choose it as the strategy above {need.how}, then compare."
     return None
 
 
 def available(base: RunConfig) -> list[str]:
     """The strategies a comparison can include with the base run's inputs; the scratch baseline is always one."""
-    return [s for s in TITLES if requirement(s, base) is None]
+    return [s for s in catalog.CATALOG if requirement(s, base) is None]
 
 
 def _variant(base: RunConfig, strategy: str, backbone: str, freeze: dict, name: str, group: str) -> RunConfig:
@@ -56,10 +52,11 @@ def _variant(base: RunConfig, strategy: str, backbone: str, freeze: dict, name: 
             values["weights"] = "imagenet"
         if values["image_size"]:
             values["image_size"] = max(int(values["image_size"]), spec.min_size)
+    needs = catalog.entry(strategy).needs             # a strategy's own inputs travel only with it
     values.update(strategy=strategy, backbone=backbone, freeze=dict(freeze), name=name, group=group,
                   options=dict(base.options) if strategy == base.strategy else {},
-                  target_data=base.target_data if strategy == "domain_adaptation" else None,
-                  label_columns=list(base.label_columns) if strategy == "multitask" else [])
+                  target_data=base.target_data if "target_images" in needs else None,
+                  label_columns=list(base.label_columns) if "label_columns" in needs else [])
     return RunConfig.from_dict(values)
 
 
@@ -88,14 +85,14 @@ def plan(base: RunConfig, strategies: Sequence[str], backbones: Sequence[str] | 
         raise ConfigError(f"Unknown frozen-layer setting '{unknown[0]}'. Choose from: {', '.join(FREEZE_CHOICES)}.")
     freeze_options = [(k, FREEZE_CHOICES[k]) for k in dict.fromkeys(freezes or [])] or [("", base.freeze)]
     combos = [(b, s, f) for b in backbones for s in strategies
-              for f in (freeze_options if s in USES_FREEZE else [("", base.freeze)])]
+              for f in (freeze_options if catalog.entry(s).uses_freeze else [("", base.freeze)])]
     if len(combos) > MAX_RUNS:
         raise ConfigError(f"That comparison would queue {len(combos)} runs; the limit is {MAX_RUNS}. Choose fewer "
                           "strategies, backbones or frozen-layer settings.")
     group = secrets.token_hex(4)
     configs = []
     for i, (backbone, strategy, (freeze_label, freeze)) in enumerate(combos, 1):
-        parts = [TITLES[strategy], get_spec(backbone).title] + ([freeze_label] if freeze_label else [])
+        parts = [catalog.entry(strategy).title, get_spec(backbone).title] + ([freeze_label] if freeze_label else [])
         name = f"Comparison {group[:4]} {i}/{len(combos)} · " + " · ".join(parts)
         configs.append(_variant(base, strategy, backbone, freeze, name, group))
     return configs
@@ -105,7 +102,7 @@ def missing_weights(configs: Sequence[RunConfig]) -> list[str]:
     """Titles of the backbones whose ImageNet weights some planned run needs but this machine has not cached."""
     missing = []
     for c in configs:
-        if c.weights == "imagenet" and c.strategy != BASELINE and not c.backbone_file:
+        if c.weights == "imagenet" and catalog.entry(c.strategy).pretrained and not c.backbone_file:
             if not weights_cached(c.backbone, resolve_size(c.backbone, c.image_size)):
                 missing.append(get_spec(c.backbone).title)
     return list(dict.fromkeys(missing))

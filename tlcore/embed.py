@@ -6,8 +6,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .artifacts import load_labels, load_run_config
+from .calls import over_files
 from .errors import ConfigError
 from .model import feature_model, hidden_model
+from .predict import load_run_model, model_image_size
+from .run_data import run_dataset
 from .tf_env import keras
 
 METHODS = ("pca", "tsne")
@@ -28,14 +32,7 @@ def stage_model(model: keras.Model, stage: str = "before") -> keras.Model:
 def features_of(model: keras.Model, paths: Sequence[str], image_size: int, batch_size: int = 32,
                 stage: str = "before") -> np.ndarray:
     """Features of image files: pooled backbone features (the head's input), or the trained hidden layer's."""
-    from .pipeline import image_dataset
-
-    from .predict import model_call
-
-    fm = stage_model(model, stage)
-    call = model_call(fm, -(-len(paths) // batch_size))
-    chunks = [np.asarray(call(batch)) for batch in image_dataset(list(paths), None, image_size, batch_size)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, int(fm.output.shape[-1])), "float32")
+    return over_files(stage_model(model, stage), paths, image_size, batch_size)
 
 
 def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
@@ -93,8 +90,6 @@ def embedding_map(model: keras.Model, datasets: Any, classes: Sequence[str] | No
 def run_embedding_map(run_dir: str | Path, *, method: str = "pca", split: str | None = None,
                       max_points: int = 500, seed: int = 0, stage: str = "before") -> list[dict]:
     """The map for a run: its data (domain "source"), plus its target images (domain "target") when it has them."""
-    from .predict import load_labels, load_run_config, load_run_model, model_image_size, run_dataset
-
     model = load_run_model(run_dir)
     config = load_run_config(run_dir)
     source = run_dataset(run_dir)

@@ -6,6 +6,8 @@ only when complete, so a crash or a full disk never leaves a half-written file w
 TFLite models take one image of fixed shape (1, size, size, 3), float32 RGB pixels 0-255, already resized to
 ``size`` (bilinear, as in training; the size is in config.json and the model card); they return float32
 softmax probabilities in labels.txt order. The .keras and SavedModel exports take any image size.
+
+The formats are the table in :mod:`tlcore.export_formats`; each entry names its writer here (``write_*``).
 """
 from __future__ import annotations
 
@@ -18,21 +20,25 @@ import shutil
 import tempfile
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, DataError, ExportError, TLError
-from .model_card import model_card  # noqa: F401 - the model card lives there
-from .predict import (Predictor, batched_call, download_name, load_labels, load_run_config,  # noqa: F401
-                      load_run_model, model_image_size, run_dataset)
+from .artifacts import load_labels, load_run_config
+from .calls import batched_call
+from .errors import DataError, ExportError, TLError
+from .export_formats import EXPORT_FORMATS, FormatEntry, check_formats, format_entry, parity_formats
+from .model_card import model_card
+from .pipeline import image_dataset
+from .predict import Predictor, download_name, load_run_model, model_image_size  # noqa: F401 - download_name for pages
+from .run_data import run_dataset
 from .runs import atomic_write
 from .tf_env import keras, tf
 
-FORMATS = ("keras", "savedmodel", "tflite", "tflite-float16", "tflite-int8")
-ARTIFACTS = {"keras": "model.keras", "savedmodel": "saved_model", "tflite": "model.tflite",
-             "tflite-float16": "model_float16.tflite", "tflite-int8": "model_int8.tflite"}
+FORMATS = tuple(EXPORT_FORMATS)                                    # the table is tlcore.export_formats
+ARTIFACTS = {name: e.artifact for name, e in EXPORT_FORMATS.items()}
 SIDE_FILES = ("labels.txt", "config.json", "model_card.md")
 REPRESENTATIVE_IMAGES = 100
 _NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
@@ -50,15 +56,6 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 # -- staging and errors ---------------------------------------------------------------------------------------
-def _check_formats(formats: Sequence[str]) -> list[str]:
-    formats = [formats] if isinstance(formats, str) else list(dict.fromkeys(formats))
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise ConfigError(f"Unknown export format {', '.join(map(repr, bad)) or '(none given)'}: "
-                          f"choose one of {', '.join(FORMATS)}.")
-    return formats
-
-
 def _is_no_space(exc: BaseException) -> bool:
     return (isinstance(exc, OSError) and exc.errno in _NO_SPACE) or "No space left on device" in str(exc)
 
@@ -113,8 +110,6 @@ def frozen_function(model: keras.Model, size: int):
 
 def representative_images(run_dir: Path, size: int, limit: int = REPRESENTATIVE_IMAGES) -> Callable[[], Iterator]:
     """Up to ``limit`` training images (seeded sample, all classes), resized as in training, one per batch."""
-    from .pipeline import image_dataset
-
     try:
         samples = run_dataset(run_dir).split("train")
     except DataError as exc:
@@ -135,17 +130,54 @@ def representative_images(run_dir: Path, size: int, limit: int = REPRESENTATIVE_
 
 
 def convert_tflite(function, fmt: str, representative: Callable[[], Iterator] | None = None) -> bytes:
-    """Convert a :func:`frozen_function` to TFLite: float32, float16 weights, or int8 (float input/output kept)."""
+    """Convert a :func:`frozen_function` to TFLite: float32, float16 weights, or int8 (float input/output kept),
+    as the entry of ``fmt`` says (``quantize``)."""
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-    if fmt == "tflite-float16":
+    quantize = format_entry(fmt).quantize
+    if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    elif fmt == "tflite-int8":
+    elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # "Statistics for quantized inputs were expected" is expected here
         return converter.convert()
+
+
+# -- writers (named by the entries of tlcore.export_formats) ---------------------------------------------------
+@dataclass
+class ExportJob:
+    """What the writers of one export share: the run, its loaded model (None when no format needs it), the
+    image size, and the TFLite conversion source, made once for all TFLite variants."""
+
+    run_dir: Path
+    model: Any
+    size: int
+    _source: Any = None
+
+    @property
+    def source(self):
+        """The :func:`frozen_function` of the model (made on first use)."""
+        if self._source is None:
+            self._source = frozen_function(self.model, self.size)
+        return self._source
+
+
+def write_keras(job: ExportJob, entry: FormatEntry, target: Path) -> None:
+    """The run's model.keras, copied as it is."""
+    _copy(job.run_dir / "model.keras", target)
+
+
+def write_savedmodel(job: ExportJob, entry: FormatEntry, target: Path) -> None:
+    """A SavedModel folder with a ``serve`` endpoint (TensorFlow Serving)."""
+    job.model.export(str(target), verbose=False)
+
+
+def write_tflite(job: ExportJob, entry: FormatEntry, target: Path) -> None:
+    """A .tflite file, quantized as the entry says (int8 calibrates on the run's training images)."""
+    rep = representative_images(job.run_dir, job.size) if "training_images" in entry.needs else None
+    _dump(target, convert_tflite(job.source, entry.name, rep))
 
 
 # -- public API -----------------------------------------------------------------------------------------------
@@ -156,34 +188,25 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> Path:
 
 def export_all(run_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = FORMATS) -> dict[str, Path]:
     """Export several formats at once (the TFLite variants share one conversion source) → {format: path}."""
-    formats = _check_formats(formats)
+    entries = [EXPORT_FORMATS[f] for f in check_formats(formats)]
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    only_copy = formats == ["keras"] and (run_dir / "model.keras").is_file()
+    only_copy = all(e.needs == ("model_file",) for e in entries) and (run_dir / "model.keras").is_file()
     model = None if only_copy else load_run_model(run_dir)   # a plain copy needs no loading
     labels = load_labels(run_dir)
     config = load_run_config(run_dir)
     size = model_image_size(model, config)
+    job = ExportJob(run_dir, model, size)
     step: list[str] = []
     with _staging(out_dir, step) as stage:
-        source = None
-        for fmt in formats:
-            step[:] = [fmt]
-            target = stage / ARTIFACTS[fmt]
-            if fmt == "keras":
-                _copy(run_dir / "model.keras", target)
-            elif fmt == "savedmodel":
-                model.export(str(target), verbose=False)
-            else:
-                if source is None:
-                    source = frozen_function(model, size)
-                rep = representative_images(run_dir, size) if fmt == "tflite-int8" else None
-                _dump(target, convert_tflite(source, fmt, rep))
+        for entry in entries:
+            step[:] = [entry.name]
+            entry.write_function()(job, entry, stage / entry.artifact)
         step[:] = ["the model card"]
         _dump(stage / "labels.txt", "\n".join(labels) + "\n")
         _dump(stage / "config.json", (run_dir / "config.json").read_text(encoding="utf-8"))
         _dump(stage / "model_card.md", model_card(run_dir, image_size=size, labels=labels))
-        _publish(stage, out_dir, [ARTIFACTS[f] for f in formats] + list(SIDE_FILES))
-    return {fmt: out_dir / ARTIFACTS[fmt] for fmt in formats}
+        _publish(stage, out_dir, [e.artifact for e in entries] + list(SIDE_FILES))
+    return {e.name: out_dir / e.artifact for e in entries}
 
 
 def zip_dir(path: str | Path, dest: str | Path | None = None) -> bytes | Path:
@@ -272,11 +295,11 @@ def parity_check(run_dir: str | Path, max_images: int = 50) -> dict:
     result["keras_agree"], result["keras_max_abs_diff"] = _compare(reference, batched_call(reloaded, batch))
     result["tflite_agree"], result["tflite_max_abs_diff"] = _compare(
         reference, tflite_probabilities(exports / "model.tflite", batch))
-    for fmt in ("tflite-float16", "tflite-int8"):
-        if _fresh(exports / ARTIFACTS[fmt], model_file):
-            key = fmt.replace("-", "_")
-            result[f"{key}_agree"], result[f"{key}_max_abs_diff"] = _compare(
-                reference, tflite_probabilities(exports / ARTIFACTS[fmt], batch))
+    for entry in parity_formats():   # other TFLite variants already exported are compared too
+        if entry.name not in ("keras", "tflite") and entry.runtime == "tflite" and _fresh(
+                exports / entry.artifact, model_file):
+            result[f"{entry.key}_agree"], result[f"{entry.key}_max_abs_diff"] = _compare(
+                reference, tflite_probabilities(exports / entry.artifact, batch))
     result["ok"] = result["keras_agree"] == 1.0 and result["tflite_agree"] >= 0.98
     atomic_write(run_dir / "parity.json", json.dumps(result, indent=2))
     return result

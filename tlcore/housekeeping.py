@@ -10,7 +10,8 @@ from pathlib import Path
 from . import settings
 from .errors import TLError
 from .runs import RunStore
-from .workspace import datasets_dir, datasets_in_use, query, workspace_path
+from .dataset_store import dataset_ids, datasets_dir, datasets_in_use, remove_dataset, unused_datasets
+from .owners import workspace_path
 
 
 # ------------------------------------------------------------------------------------------------ temporary files
@@ -52,7 +53,7 @@ def sweep_leftovers(before: float, *, workspace=None) -> dict:
     for path in [*(tmp / "sessions").glob("*"), *tmp.glob("*.zip")]:
         if stale(path):
             remove(path, "sessions")
-    known = {row["id"] for row in query(ws, "SELECT id FROM datasets")}
+    known = dataset_ids(workspace=ws)
     for path in datasets_dir(ws).glob("*"):
         if path.is_dir() and path.name not in known and stale(path):
             remove(path, "datasets")
@@ -74,11 +75,10 @@ def cleanup(days: int | None = None, *, workspace=None, now: float | None = None
     ws = workspace_path(workspace)
     cutoff = (now or time.time()) - days * 86400
     in_use = datasets_in_use(ws)
-    for row in query(ws, "SELECT id FROM datasets WHERE last_used < ? AND shared = 0", (cutoff,)):
-        if row["id"] in in_use:
+    for dataset_id in unused_datasets(cutoff, workspace=ws):
+        if dataset_id in in_use:
             continue
-        query(ws, "DELETE FROM datasets WHERE id = ?", (row["id"],))
-        shutil.rmtree(datasets_dir(ws) / row["id"], ignore_errors=True)
+        remove_dataset(dataset_id, workspace=ws)
         counts["datasets"] += 1
     store = RunStore(ws)
     keep: set[str] = set()

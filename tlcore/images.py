@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from tlcore import settings
-from tlcore.errors import ImageError
+from tlcore.errors import ImageError, TLError
 
 SUPPORTED_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # PIL plugins we let parse user bytes (JPEG also opens MPO, the multi-picture JPEG that cameras write).
@@ -248,3 +248,13 @@ def to_array(img: Image.Image, size: int | None = None) -> np.ndarray:
     if size is not None:
         img = img.resize((int(size), int(size)), Image.Resampling.BILINEAR)
     return np.array(img, dtype=np.uint8)
+
+
+def thumbnail(source: Source, size: int, name: str | None = None) -> np.ndarray | None:
+    """A small RGB thumbnail (uint8 array, at most ``size`` pixels a side) of an image; None when it cannot be read."""
+    try:
+        img = load_rgb(source, name)
+    except TLError:
+        return None
+    img.thumbnail((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img)

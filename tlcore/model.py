@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .backbones import BackboneSpec
+from .config import FreezeConfig, HeadConfig  # noqa: F401 - defined with RunConfig (no TensorFlow there)
 from .errors import ConfigError
 from .tf_env import keras
 
@@ -15,28 +16,6 @@ layers = keras.layers
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype="float32")
 _TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype="float32")
 _TORCH_STD = np.array([0.229, 0.224, 0.225], dtype="float32")
-
-
-@dataclass
-class HeadConfig:
-    """The new head: GlobalAveragePooling → Dense(units, relu) → Dropout → Dense(classes, softmax)."""
-
-    units: int = 1024
-    dropout: float = 0.2
-    enabled: bool = True      # False: pooled features go straight to the softmax layer
-
-
-@dataclass
-class FreezeConfig:
-    """How much of the backbone stays frozen.
-
-    mode: 'all' | 'none' | 'first_n' (freeze the first n layers) | 'up_to' (freeze through ``layer``, a layer
-    or block name) | 'all_but_top' (train only the top n layers).
-    """
-
-    mode: str = "all_but_top"
-    n: int = 20
-    layer: str | None = None
 
 
 @dataclass

@@ -1,77 +1,36 @@
 """The model card: Markdown prose and tables, never raw JSON.
 
 The card lists only the settings the run's strategy uses: the fine-tuning settings for fine-tuning, the target
-images for domain adaptation, the label columns for multi-task learning, and each strategy's options in words.
-No TensorFlow at import time (the run's files are read through tlcore.predict only when a card is built).
+images for domain adaptation, the label columns for multi-task learning, and each strategy's options in words,
+all read from the strategy's entry in :mod:`tlcore.catalog` (its summary, settings and option labels).
+No TensorFlow: the run's files are read through tlcore.artifacts.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from .compare import TITLES as STRATEGY_TITLES
+from .artifacts import load_labels, load_run_config, read_json
+from .backbones import get_spec
+from .catalog import CATALOG, SETTINGS, SUMMARIES
+from .catalog import TITLES as STRATEGY_TITLES
 from .errors import TLError
+from .run_data import run_dataset
 
-STRATEGY_SUMMARY = {
-    "feature_extraction": "the pretrained backbone stayed frozen and only a small new head learned the classes",
-    "fine_tune": "a new head learned on the frozen backbone first, then the backbone's top layers trained on at a "
-                 "low learning rate",
-    "scratch": "the whole network learned from random weights, with no pretrained knowledge",
-    "domain_adaptation": "the classifier learned from labelled source images while a domain discriminator pushed "
-                         "its features to look alike on unlabelled target images",
-    "multitask": "one shared frozen backbone fed one small head per label column",
-    "few_shot": "each class is the average embedding of its training images (a prototype), and an image gets the "
-                "class whose prototype it most resembles",
-}
-# The RunConfig fields each strategy reads (besides backbone, weights, image size, batch size and seed).
-STRATEGY_FIELDS = {
-    "feature_extraction": ("epochs", "optimizer", "learning_rate", "head", "augment", "class_weights",
-                           "early_stopping"),
-    "fine_tune": ("epochs", "optimizer", "learning_rate", "fine_tune_epochs", "fine_tune_learning_rate", "freeze",
-                  "head", "augment", "class_weights", "early_stopping"),
-    "scratch": ("epochs", "optimizer", "learning_rate", "head", "augment", "class_weights", "early_stopping"),
-    "domain_adaptation": ("epochs", "augment", "target_data"),
-    "multitask": ("epochs", "optimizer", "learning_rate", "head", "augment", "early_stopping", "label_columns"),
-    "few_shot": (),
-}
-# Strategy options in words: (strategy, option) → label. Few-shot's projection options apply only with it on.
-OPTION_LABELS = {
-    "domain_adaptation": {
-        "baseline": "Source-only model trained alongside for comparison", "optimizer": "Optimiser of the adaptation",
-        "learning_rate": "Starting learning rate of the adaptation", "lr_annealing": "Learning rate lowered over time",
-        "lambda_max": "Strength of the domain confusion (at most)", "dropout": "Dropout in the adapter",
-        "adapter_units": "Adapter width (units)", "discriminator_units": "Domain discriminator width (units)",
-        "discriminator_lr_multiplier": "Discriminator learning rate (times the adapter's)",
-        "target_labels_for_scoring": "Target labels used for scoring only"},
-    "multitask": {"loss_weights": "Weight of each label column in the loss"},
-    "few_shot": {"projection": "Learned projection", "centre": "Embeddings centred on the training mean",
-                 "temperature": "Temperature of the similarity scores",
-                 "n_query": "Query images per class in each test episode", "eval_episodes": "Test episodes"},
-}
-PROJECTION_OPTIONS = {"projection_units": "Projection width (units)", "n_way": "Classes per training episode",
-                      "train_shots": "Photos per class in a training episode",
-                      "episodes_per_epoch": "Training episodes per epoch"}
+# Live views of the catalog, {strategy: its card clause} and {strategy: the RunConfig settings it reads}.
+STRATEGY_SUMMARY = SUMMARIES
+STRATEGY_FIELDS = SETTINGS
+UNKNOWN_SETTINGS = ("epochs", "optimizer", "learning_rate", "head", "augment")   # a strategy the catalog lacks
 OPTIMIZERS = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD with momentum 0.9"}
 AUGMENTATIONS = {"flip": "horizontal flips", "rotation": "rotation", "zoom": "zoom", "translation": "shifts",
                  "contrast": "contrast", "brightness": "brightness"}
 
 
 # -- the card -------------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
 def _counts(run_dir: Path) -> dict[str, dict[str, int]] | None:
-    report = _read_json(run_dir / "data_report.json")
+    report = read_json(run_dir / "data_report.json")
     if report and isinstance(report.get("counts"), dict):
         return report["counts"]
-    from .predict import run_dataset
-
     try:
         dataset = run_dataset(run_dir)
     except TLError:
@@ -131,27 +90,41 @@ def _data_text(ref: str | None) -> str:
     return Path(ref).name or ref
 
 
+def _options_used(config) -> tuple[set[str], list[tuple[str, str]]]:
+    """The settings the run's strategy reads (its catalog settings, plus those its on/off options add when on) and
+    its options in words (label, option name), in catalog order; options that apply only with an on/off option
+    that is off are left out."""
+    found = CATALOG.get(config.strategy)
+    if found is None:
+        return set(UNKNOWN_SETTINGS), []
+    schema = found.options.schema()
+    on = {info.name for info in schema if bool(config.options.get(info.name))}
+    used = set(found.settings).union(*(info.adds_settings for info in schema if info.name in on))
+    labels = [(info.label, info.name) for info in schema if info.label and not info.only_with]
+    labels += [(info.label, info.name) for info in schema if info.label and info.only_with in on]
+    return used, labels
+
+
 def setting_rows(config) -> list[tuple[str, str]]:
     """(setting, value in words) for the settings the run's strategy uses, in a sensible order."""
-    strategy = config.strategy
-    used = STRATEGY_FIELDS.get(strategy, ("epochs", "optimizer", "learning_rate", "head", "augment"))
-    projection = strategy == "few_shot" and bool(config.options.get("projection"))
-    fine = strategy == "fine_tune"
+    used, labels = _options_used(config)
+    fine = "fine_tune_epochs" in used                    # two phases: the head, then the backbone's top layers
+    per_task = "tasks" in getattr(CATALOG.get(config.strategy), "produces", ())
     rows: list[tuple[str, str]] = []
-    if "epochs" in used or projection:
+    if "epochs" in used:
         label = "Epochs of the head (frozen backbone)" if fine else "Epochs (at most)"
         rows.append((label, str(config.epochs)))
     if fine:
         rows.append(("Epochs of fine-tuning", str(config.fine_tune_epochs)))
     rows.append(("Batch size", str(config.batch_size)))
-    if "optimizer" in used or projection:
+    if "optimizer" in used:
         rows.append(("Optimiser", OPTIMIZERS.get(config.optimizer, config.optimizer)))
         rows.append(("Learning rate" + (" of the head" if fine else ""), f"{config.learning_rate:g}"))
     if fine:
         rows.append(("Learning rate of fine-tuning", f"{config.fine_tune_learning_rate:g}"))
         rows.append(("Layers trained in fine-tuning", _freeze_text(config.freeze)))
     if "head" in used:
-        rows.append(("Head" + (" (one per label column)" if strategy == "multitask" else ""), _head_text(config.head)))
+        rows.append(("Head" + (" (one per label column)" if per_task else ""), _head_text(config.head)))
     if "augment" in used:
         rows.append(("Augmentation", _augment_text(config.augment)))
     if "class_weights" in used:
@@ -163,8 +136,7 @@ def setting_rows(config) -> list[tuple[str, str]]:
         rows.append(("Unlabelled target images", _data_text(config.target_data)))
     if "label_columns" in used:
         rows.append(("Label columns", _plain(list(config.label_columns))))
-    labels = dict(OPTION_LABELS.get(strategy, {}), **(PROJECTION_OPTIONS if projection else {}))
-    rows += [(label, _plain(config.options[key])) for key, label in labels.items() if key in config.options]
+    rows += [(label, _plain(config.options[key])) for label, key in labels if key in config.options]
     rows.append(("Random seed", str(config.seed)))
     return rows
 
@@ -196,9 +168,6 @@ def _evaluation_lines(ev: dict | None, n_classes: int) -> list[str]:
 def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: list[str] | None = None) -> str:
     """A Markdown model card in prose and tables: model, training settings of its strategy, data, evaluation,
     intended use and limitations, how to load."""
-    from .backbones import get_spec
-    from .predict import load_labels, load_run_config
-
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     labels = labels or load_labels(run_dir)
@@ -206,7 +175,8 @@ def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: li
     strategy = STRATEGY_TITLES.get(config.strategy, config.strategy)
     backbone = (f"a custom backbone ({Path(config.backbone_file).name})" if config.backbone_file
                 else get_spec(config.backbone).title)
-    weights = "random initialisation" if config.strategy == "scratch" else {
+    pretrained = getattr(CATALOG.get(config.strategy), "pretrained", True)
+    weights = "random initialisation" if not pretrained else {
         "imagenet": "ImageNet pretrained weights", "none": "random initialisation"}.get(
         config.weights, f"weights from the file {Path(config.weights).name}")
     summary = STRATEGY_SUMMARY.get(config.strategy, "")
@@ -235,7 +205,7 @@ def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: li
                                [(c, *(counts[s].get(c, 0) for s in splits)) for c in labels])
     else:
         lines.append("The image counts were not recorded. Classes: " + ", ".join(labels) + ".")
-    lines += ["", "## Evaluation", ""] + _evaluation_lines(_read_json(run_dir / "evaluation.json"), len(labels))
+    lines += ["", "## Evaluation", ""] + _evaluation_lines(read_json(run_dir / "evaluation.json"), len(labels))
     lines += ["", "## Intended use and limitations", "",
               f"- Meant to sort images into these classes only: {', '.join(labels)}. Any other image still gets one "
               "of them, often with high confidence.",

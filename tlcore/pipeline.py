@@ -1,28 +1,14 @@
 """tf.data input pipelines from files on disk, and the augmentation layers."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from .config import AugmentConfig  # noqa: F401 - defined with RunConfig (no TensorFlow there)
 from .tf_env import keras, tf
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-@dataclass
-class AugmentConfig:
-    """Random augmentation, as Keras layers inside the model (active only while training)."""
-
-    enabled: bool = False
-    flip: bool = True
-    rotation: float = 0.1       # fraction of a full turn
-    zoom: float = 0.1
-    translation: float = 0.1
-    contrast: float = 0.1
-    brightness: float = 0.1
-    cache_copies: int = 2       # feature extraction: augmented passes cached besides the clean one
 
 
 def augmentation(cfg: AugmentConfig, seed: int | None = None) -> keras.Sequential | None:

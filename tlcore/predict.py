@@ -1,55 +1,32 @@
-"""Predicting with a trained run, and the run-folder helpers every post-training module shares.
+"""Predicting with a trained run: the Predictor, the prediction table and its column names.
 
-A run folder holds ``model.keras`` (raw RGB pixels 0-255 of any size → softmax), ``labels.json`` and
-``config.json``. Images are decoded with :func:`tlcore.images.load_rgb` (EXIF, modes, first frame) and
-resized with :func:`tlcore.pipeline.prepare_arrays`, exactly as in training.
+A run folder (:mod:`tlcore.artifacts`) holds ``model.keras`` (raw RGB pixels 0-255 of any size → softmax),
+``labels.json`` and ``config.json``. Images are decoded with :func:`tlcore.images.load_rgb` (EXIF, modes, first
+frame) and resized with :func:`tlcore.pipeline.prepare_arrays`, exactly as in training (:mod:`tlcore.calls`).
 """
 from __future__ import annotations
 
-import json
-import weakref
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image
 
-from . import images as image_io
+from .artifacts import load_labels, load_run_config, model_path
+from .backbones import resolve_size
+from .calls import batched_call, prepare_images, resize, stack, to_rgb_array
 from .errors import DataError, ImageError, RunError
-from .pipeline import prepare_arrays
+from .run_data import run_dataset
 from .runs import RunConfig
-from .tf_env import keras, tf
-
-BATCH_SIZE = 32
-
-
-# -- run folder helpers -------------------------------------------------------------------------------------
-def _run_folder(run_dir: str | Path) -> Path:
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise RunError(f"There is no run folder at {path}: check the path or the run id.")
-    return path
+from .tasks import load_tasks, output_keys
+from .tf_env import keras
 
 
-def run_state(run_dir: str | Path) -> str:
-    """The run's state from the workspace index (``runs/<id>`` under a workspace), or 'unknown'."""
-    path = Path(run_dir)
-    workspace = path.parent.parent
-    if path.parent.name != "runs" or not (workspace / "runs.db").is_file():
-        return "unknown"
-    try:
-        from .runs import RunStore
-
-        return RunStore(workspace).get(path.name).state.value
-    except Exception:  # noqa: BLE001 - only used to word an error message
-        return "unknown"
-
-
+# -- the run's model ----------------------------------------------------------------------------------------
 def load_run_model(run_dir: str | Path) -> keras.Model:
     """The run's ``model.keras``, loaded with safe_mode (no Lambda code runs) and without compiling."""
-    path = _run_folder(run_dir) / "model.keras"
-    if not path.is_file():
-        raise RunError(f"This run has no trained model yet: train it first (its state is {run_state(run_dir)}).")
+    path = model_path(run_dir)
     try:
         return keras.saving.load_model(str(path), safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
@@ -61,30 +38,9 @@ def main_task_model(model: keras.Model, run_dir: str | Path) -> keras.Model:
     """A multi-task model (dict of outputs) narrowed to its main task, whose classes ``labels.json`` holds."""
     if not isinstance(model.output, dict):
         return model
-    from .strategies.multitask import load_tasks, output_keys
-
     tasks = list(load_tasks(run_dir))
     key = output_keys(tasks)[tasks[0]]
     return keras.Model(model.inputs, model.output[key], name="main_task")
-
-
-def load_labels(run_dir: str | Path) -> list[str]:
-    """The class names (``labels.json``), in the order of the model's outputs."""
-    path = _run_folder(run_dir) / "labels.json"
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"This run has no trained model yet: train it first (its state is {run_state(run_dir)}).") from None
-    except (OSError, ValueError) as exc:
-        raise RunError("The run's labels.json could not be read: it is damaged, so train the run again.") from exc
-    if not isinstance(labels, list) or not all(isinstance(c, str) for c in labels):
-        raise RunError("The run's labels.json is not a list of class names: train the run again.")
-    return labels
-
-
-def load_run_config(run_dir: str | Path) -> RunConfig:
-    """The run's ``config.json``."""
-    return RunConfig.load(_run_folder(run_dir) / "config.json")
 
 
 def model_image_size(model: keras.Model | None, config: RunConfig | None = None) -> int:
@@ -97,85 +53,8 @@ def model_image_size(model: keras.Model | None, config: RunConfig | None = None)
     if config is not None and config.image_size:
         return int(config.image_size)
     if config is not None and not config.backbone_file:
-        from .backbones import resolve_size
-
         return resolve_size(config.backbone, None)
     return 224
-
-
-def run_dataset(run_dir: str | Path, *, target: bool = False):
-    """The run's dataset (``data/dataset.json`` in the run, or the workspace dataset it names); None if no target."""
-    from .runner import resolve_dataset
-    from .settings import workspace_dir
-
-    path = _run_folder(run_dir)
-    workspace = path.parent.parent if path.parent.name == "runs" else workspace_dir()
-    try:
-        return resolve_dataset(load_run_config(path), path, workspace, target=target)
-    except DataError as exc:
-        raise DataError(f"The images this run was trained on cannot be read ({str(exc).rstrip('.')}): import the "
-                        "data again, or evaluate on other labelled images (--data).") from exc
-
-
-# -- images -------------------------------------------------------------------------------------------------
-def to_rgb_array(image: Any, name: str | None = None) -> np.ndarray:
-    """A path, bytes, PIL image or HxW(x3/4) array → uint8 HxWx3 RGB. Raises ImageError naming the file."""
-    if isinstance(image, Image.Image):
-        return image_io.to_array(image)
-    if isinstance(image, np.ndarray):
-        label = name or "image"
-        arr = image
-        if arr.ndim == 2:
-            arr = np.stack([arr] * 3, axis=-1)
-        if arr.ndim != 3 or arr.shape[-1] not in (3, 4) or min(arr.shape[:2]) < 1:
-            raise ImageError(label, f"not an RGB image array (shape {image.shape})", "Pass an array of height × width × 3.")
-        return np.clip(arr[..., :3], 0, 255).astype(np.uint8)
-    if isinstance(image, (str, Path, bytes, bytearray, memoryview)):
-        return image_io.to_array(image_io.load_rgb(bytes(image) if not isinstance(image, (str, Path)) else image, name))
-    raise ImageError(name or "image", f"cannot be read from a {type(image).__name__}",
-                     "Pass a file path, the file's bytes, a PIL image or an array.")
-
-
-def _as_list(images: Any) -> list:
-    if isinstance(images, (list, tuple)):
-        return list(images)
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        return list(images)
-    return [images]
-
-
-def _name_of(image: Any, index: int) -> str:
-    return Path(image).name if isinstance(image, (str, Path)) else f"image {index + 1}"
-
-
-def _stack(resized: list[np.ndarray], size: int) -> np.ndarray:
-    return np.stack(resized) if resized else np.zeros((0, size, size, 3), "float32")
-
-
-def batched_call(model: keras.Model, batch: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Run ``model`` over a float32 batch in chunks (see :func:`model_call`)."""
-    chunks = [batch[i:i + batch_size] for i in range(0, len(batch), batch_size)]
-    call = model_call(model, len(chunks))
-    out = [np.asarray(call(tf.convert_to_tensor(chunk))) for chunk in chunks]
-    return np.concatenate(out) if out else np.zeros((0,) + tuple(model.output.shape[1:]), "float32")
-
-
-_CALLS: "weakref.WeakKeyDictionary[keras.Model, Any]" = weakref.WeakKeyDictionary()
-_TRACE_FROM = 3   # tracing costs about a second: worth it from a few batches on (then ~2x faster than predict)
-
-
-def model_call(model: keras.Model, batches: int = _TRACE_FROM):
-    """Inference call for ``model``: eager for a batch or two, else one tf.function per model (traced once for
-    any batch and image size, and kept outside the model, so saving and exporting never see it)."""
-    fn = _CALLS.get(model)
-    if fn is None and batches < _TRACE_FROM:
-        return lambda x: model(x, training=False)
-    if fn is None:
-        ref = weakref.ref(model)
-        fn = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True,
-                         input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
-        _CALLS[model] = fn
-    return fn
 
 
 # -- predictor ----------------------------------------------------------------------------------------------
@@ -199,8 +78,6 @@ class Predictor:
         model = main_task_model(full, run_dir)
         tasks = None
         if model is not full:
-            from .strategies.multitask import load_tasks
-
             tasks = load_tasks(run_dir)
         classes = load_labels(run_dir)
         try:
@@ -219,13 +96,9 @@ class Predictor:
         """Multi-task: {task: probabilities (N, classes)} for a prepared batch; {main task: ...} otherwise."""
         if not self.multitask:
             return {next(iter(self.tasks), "label"): batched_call(self.model, batch)}
-        from .strategies.multitask import output_keys
-
         keys = output_keys(list(self.tasks))
-        call = model_call(self.full_model, -(-len(batch) // BATCH_SIZE))
-        chunks = [call(tf.convert_to_tensor(batch[i:i + BATCH_SIZE])) for i in range(0, len(batch), BATCH_SIZE)]
-        return {task: (np.concatenate([np.asarray(c[keys[task]]) for c in chunks]) if chunks
-                       else np.zeros((0, len(classes)), "float32")) for task, classes in self.tasks.items()}
+        out = batched_call(self.full_model, batch)
+        return {task: out[keys[task]] for task in self.tasks}
 
     def predict_tasks(self, images: Any, top_k: int = 3) -> list[dict[str, list[tuple[str, float]]]]:
         """Every task's top ``top_k`` (class, probability) pairs per image: [{task: [...]}, ...]."""
@@ -236,12 +109,11 @@ class Predictor:
 
     def prepare(self, images: Any) -> np.ndarray:
         """Decode and resize images exactly as in training → float32 batch (N, size, size, 3), 0-255."""
-        items = _as_list(images)
-        return _stack([self.resize(to_rgb_array(img, _name_of(img, i))) for i, img in enumerate(items)], self.image_size)
+        return prepare_images(images, self.image_size)
 
     def resize(self, array: np.ndarray) -> np.ndarray:
         """One decoded image → float32 (size, size, 3), resized one at a time so big photos never pile up."""
-        return prepare_arrays([array], self.image_size)[0]
+        return resize(array, self.image_size)
 
     def probabilities(self, images: Any) -> np.ndarray:
         """Softmax probabilities, shape (N, classes)."""
@@ -276,7 +148,7 @@ def predict_table(predictor: Predictor, named_images: Sequence[tuple[str, bytes]
             good.append(i)
         except ImageError as exc:
             errors[i] = str(exc)
-    probs = predictor.task_probabilities(_stack(resized, predictor.image_size))
+    probs = predictor.task_probabilities(stack(resized, predictor.image_size))
     main, *others = predictor.tasks if predictor.multitask else list(probs)
     by_index = dict(zip(good, predictor.top_k(probs[main], k)))
     extra = {task: dict(zip(good, _top(probs[task], predictor.tasks[task], 1))) for task in others}
@@ -333,9 +205,6 @@ def sample_images(run_dir: str | Path, limit: int = 50) -> list[tuple[str, str |
 
 def download_name(run_name: str | None, run_id: str, what: str) -> str:
     """A download's file name carrying its run: ``<run name>-<short id>-<what>``, safe on every system."""
-    import re
-    import unicodedata
-
     text = unicodedata.normalize("NFKD", str(run_name or "run")).encode("ascii", "ignore").decode()
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-_")[:60] or "run"
     return f"{stem}-{str(run_id)[-6:]}-{what}"

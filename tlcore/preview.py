@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .backbones import create_backbone, get_spec, load_custom_backbone
+from .backbones import create_backbone
 from .errors import ConfigError
 from .images import load_rgb, to_array
 from .model import FreezeConfig, freeze, list_layers
@@ -22,11 +21,6 @@ _LOCK = threading.Lock()   # a cached backbone is shared by sessions; freezing m
 def counting_backbone(name: str, image_size: int | None = None) -> keras.Model:
     """The backbone with random weights: enough to count and list layers, no download needed."""
     return create_backbone(name, "none", image_size)
-
-
-def custom_backbone(path: str | Path) -> keras.Model:
-    """A user's own .keras backbone (safe_mode load); ModelFileError with the fix when it cannot be used."""
-    return load_custom_backbone(path)
 
 
 def head_params(feature_size: int, num_classes: int, head: dict) -> int:
@@ -77,12 +71,6 @@ def freeze_view(backbone: keras.Model, mode: str = "all_but_top", n: int = 20, l
     return {"summary": out, "blocks": blocks, "layers": [asdict(i) for i in infos]}
 
 
-def backbone_blocks(name: str) -> list[str]:
-    """The block names of a registered backbone, in order (for a 'freeze through block' picker)."""
-    get_spec(name)
-    return list(dict.fromkeys(i.block for i in list_layers(counting_backbone(name))))
-
-
 def augment_preview(image: Any, n: int = 8, augment: dict | None = None, size: int = 160, seed: int = 0,
                     name: str | None = None) -> list[np.ndarray]:
     """``image`` (path or bytes) augmented ``n`` ways by the same layers training uses → uint8 RGB arrays."""
@@ -118,15 +106,3 @@ def backbone_rows() -> list[dict]:
     for row in rows:
         row["speed"] = speed_note(int(row["parameters (M)"] * 1e6), int(row["input size"]))
     return rows
-
-
-def weights_ready(name: str, image_size: int | None = None) -> bool:
-    """True when the ImageNet weights for ``name`` at this size are in Keras's cache (no download needed)."""
-    from .backbones import weights_cached
-
-    return weights_cached(name, image_size)
-
-
-def check_weights(name: str, path: str | Path, image_size: int | None = None) -> None:
-    """Load a user's weights file into ``name`` once; ModelFileError (with the fix) when it does not fit."""
-    create_backbone(name, str(path), image_size)

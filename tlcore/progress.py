@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .catalog import CATALOG
+
 PHASE_WORDS = {
     "load": "Loading TensorFlow (only the first run after a server start)",
     "data": "Reading the images",
@@ -136,21 +138,25 @@ def _saw(p: RunProgress, phase: str) -> None:
         p.stages_seen.append(stage)
 
 
-NO_FEATURE_PASS = ("scratch",)        # strategies that train on images, without a cached backbone pass
+def _no_feature_pass(strategy: str | None) -> bool:
+    """Whether the catalog says this strategy trains on images without a cached backbone pass."""
+    found = CATALOG.get(strategy) if strategy else None
+    return found is not None and not found.feature_pass
 
 
 def stages(p: RunProgress, strategy: str | None = None) -> list[tuple[str, str]]:
     """The run's stages as (label, status), status one of "done", "now", "next"; the features stage names its
     count ("Computing features: 40 of 120 batches"). Stages a strategy skips (no feature pass) are left out."""
     seen = set(p.stages_seen)
-    if strategy in NO_FEATURE_PASS:
+    skips_features = _no_feature_pass(strategy)
+    if skips_features:
         seen.discard("features")
     current = p.stages_seen[-1] if p.stages_seen and not p.finished else None
     order = [key for key, _ in STAGES]
     last_seen = max((order.index(s) for s in seen if s in order), default=-1)
     out = []
     for i, (key, label) in enumerate(STAGES):
-        if key == "features" and key not in seen and (last_seen > i or strategy in NO_FEATURE_PASS):
+        if key == "features" and key not in seen and (last_seen > i or skips_features):
             continue                                   # this strategy trains without a feature pass
         if key == "load" and key not in seen:
             continue                                   # TensorFlow was already loaded

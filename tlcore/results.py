@@ -1,12 +1,13 @@
-"""Finished runs for display: their saved evaluation, a side-by-side comparison, and small thumbnails.
+"""Finished runs for display: their saved evaluation and a side-by-side comparison.
 
 No streamlit and no TensorFlow (evaluation and embeddings themselves live in tlcore.evaluate / tlcore.embed).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from .artifacts import read_json as load_json  # the one JSON reader (load_json: its old name here)
+from .catalog import CATALOG
 from .errors import TLError
 from .progress import curves, duration_text
 from .runs import RunStore
@@ -15,14 +16,6 @@ FREEZE_WORDS = {"all": "whole backbone frozen", "none": "nothing frozen"}
 CHANCE_MARGIN = 0.05          # within 5 points of 1/classes counts as "at chance"
 PENDING_WORDS = {"queued": "queued", "running": "training"}
 WEIGHT_WORDS = {"imagenet": "ImageNet", "none": "random", "file": "your file"}
-
-
-def load_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
 
 
 def load_evaluation(run_dir: str | Path) -> dict | None:
@@ -35,20 +28,21 @@ def load_parity(run_dir: str | Path) -> dict | None:
 
 
 def freeze_text(config) -> str:
-    """What stayed frozen, in words, for a run config."""
-    if config.strategy == "feature_extraction":
-        return FREEZE_WORDS["all"]
-    if config.strategy == "scratch":
+    """What stayed frozen, in words, for a run config: the frozen-layer setting only for a strategy that uses it
+    (the catalog's ``uses_freeze``); the others keep the whole backbone frozen, or train it all from random."""
+    found = CATALOG.get(config.strategy)
+    if found is not None and not found.pretrained:
         return FREEZE_WORDS["none"] + " (random start)"
-    freeze = config.freeze or {}
-    mode = freeze.get("mode")
-    if mode == "all_but_top":
-        return f"top {freeze.get('n')} layers trainable"
-    if mode == "first_n":
-        return f"first {freeze.get('n')} layers frozen"
-    if mode == "up_to":
-        return f"frozen up to {freeze.get('layer')}"
-    return FREEZE_WORDS.get(mode, str(mode))
+    if found is not None and not found.uses_freeze:
+        return FREEZE_WORDS["all"]
+    freeze = config.freeze
+    if freeze.mode == "all_but_top":
+        return f"top {freeze.n} layers trainable"
+    if freeze.mode == "first_n":
+        return f"first {freeze.n} layers frozen"
+    if freeze.mode == "up_to":
+        return f"frozen up to {freeze.layer}"
+    return FREEZE_WORDS.get(freeze.mode, str(freeze.mode))
 
 
 def chance_verdict(accuracy: float | None, n_classes: int | None, *, weights: str = "imagenet",
@@ -70,9 +64,10 @@ def chance_verdict(accuracy: float | None, n_classes: int | None, *, weights: st
     head = (f"The model is no better than guessing: {accuracy:.0%} on the {which} images, where picking one of the "
             f"{n_classes} classes at random gives {chance:.0%}.")
     images = f" on {n_train} training images" if n_train else ""
-    if strategy == "scratch" or weights == "none":
+    random_start = strategy in CATALOG and not CATALOG[strategy].pretrained      # e.g. training from scratch
+    if random_start or weights == "none":
         cause = (f" Likely cause: it started from random weights (no pretraining){images}, which is far too few "
-                 "images to learn from scratch." if strategy == "scratch" else
+                 "images to learn from scratch." if random_start else
                  " Likely cause: the backbone started from random weights (no pretraining), so the features it "
                  "passes to the new head say little about your images.")
         fix = (" Fix: on the Model page choose ImageNet (pretrained) weights, and on the Train page choose feature "
@@ -146,18 +141,3 @@ def per_class_f1(store: RunStore, run_ids: list[str]) -> list[dict]:
 def compare_curves(store: RunStore, run_ids: list[str]) -> list[dict]:
     """Per-epoch rows (run, epoch, metric, value) of several runs, for overlaid curves."""
     return curves({run_id: store.read_events(run_id) for run_id in run_ids})
-
-
-def thumbnail(path: str | Path, size: int = 160):
-    """A small RGB thumbnail (uint8 array) of an image file; None when it cannot be read."""
-    import numpy as np
-    from PIL import Image
-
-    from .images import load_rgb
-
-    try:
-        img = load_rgb(path)
-    except TLError:
-        return None
-    img.thumbnail((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(img)

@@ -1,7 +1,6 @@
 """One run, start to finish: data → strategy.fit → model → evaluation, all recorded in the run folder."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -9,18 +8,23 @@ import threading
 import traceback
 from pathlib import Path
 
-from .data import Dataset, load_data
-from .errors import DataError, TLError
+from .artifacts import save_model
+from .data import Dataset
+from .errors import TLError
+from .evaluate import evaluate_model
+from .model import param_counts
+from .progress import summarize
+from .results import chance_verdict, final_accuracy
+from .run_data import resolve_dataset
 from .runs import RunConfig, RunState, RunStore, atomic_write
+from .strategies import StopRequested, TrainContext, get_strategy
+from .tf_env import keras, tf
 
 log = logging.getLogger("tlcore")
-DATASET_PREFIX = "dataset:"
 
 
 def distribution_strategy(mode: str, devices: list[str] | None = None):
     """tf.distribute for the run: MultiWorkerMirrored with TF_CONFIG, Mirrored with several GPUs, else default."""
-    from .tf_env import tf
-
     if mode == "none":
         return tf.distribute.get_strategy()
     if mode == "multiworker" or (mode == "auto" and os.environ.get("TF_CONFIG")):
@@ -32,39 +36,8 @@ def distribution_strategy(mode: str, devices: list[str] | None = None):
     return tf.distribute.get_strategy()
 
 
-def datasets_dir(workspace: Path) -> Path:
-    return Path(workspace) / "datasets"
-
-
-def resolve_dataset(config: RunConfig, run_dir: Path, workspace: Path, *, target: bool = False) -> Dataset | None:
-    """The run's dataset: an imported workspace dataset ("dataset:<id>") or a path imported into the run folder."""
-    source = config.target_data if target else config.data
-    if not source:
-        if target:
-            return None
-        raise DataError("No data was chosen: pick a dataset on the Data page, or pass --data PATH.")
-    folder = run_dir / ("target_data" if target else "data")
-    if (folder / "dataset.json").is_file():         # the run's own copy: its split stays the one it trained on
-        return Dataset.load(folder)
-    if source.startswith(DATASET_PREFIX):
-        root = datasets_dir(workspace) / source[len(DATASET_PREFIX):]
-        if not (root / "dataset.json").is_file():
-            raise DataError(f"The dataset '{source}' no longer exists: import the data again.")
-        folder.mkdir(parents=True, exist_ok=True)
-        dataclasses.replace(Dataset.load(root), root=folder).save()   # the image files stay where they are
-        return Dataset.load(folder)
-    kwargs = dict(val_split=config.val_split, test_split=config.test_split, seed=config.seed)
-    if target:
-        return load_data(source, folder, val_split=0.0, test_split=0.0, seed=config.seed, unlabelled=True)
-    if config.label_columns:
-        kwargs["label_columns"] = config.label_columns
-    return load_data(source, folder, **kwargs)
-
-
 def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = None) -> RunState:
     """Run ``run_id`` to the end in this thread. Never raises: the outcome is the run's state and events."""
-    from .strategies import StopRequested, TrainContext, get_strategy
-
     stop = stop or threading.Event()
     run_dir = store.run_dir(run_id)
     emit = _emitter(store, run_id, stop)
@@ -119,9 +92,6 @@ def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = Non
 def _chance_note(store: RunStore, run_id: str, config: RunConfig, dataset: Dataset, metrics: dict,
                  n_classes: int) -> str | None:
     """The plain "no better than guessing" warning (tlcore.results.chance_verdict) for this run, or None."""
-    from .progress import summarize
-    from .results import chance_verdict, final_accuracy
-
     accuracy, which = final_accuracy(metrics, summarize(store.read_events(run_id)).epochs)
     try:
         n_train = len(dataset.split("train"))
@@ -133,9 +103,7 @@ def _chance_note(store: RunStore, run_id: str, config: RunConfig, dataset: Datas
 
 def save_result(run_dir: Path, result, strategy) -> None:
     """model.keras (raw pixels in) and labels.json, written atomically; a strategy may add its own files."""
-    tmp = run_dir / ".model.partial.keras"
-    result.model.save(tmp)
-    os.replace(tmp, run_dir / "model.keras")
+    save_model(result.model, run_dir / "model.keras")
     atomic_write(run_dir / "labels.json", json.dumps(result.classes, ensure_ascii=False))
     if hasattr(strategy, "save_extra"):
         strategy.save_extra(run_dir, result)
@@ -144,8 +112,6 @@ def save_result(run_dir: Path, result, strategy) -> None:
 def evaluate_result(ctx, result, strategy) -> dict:
     if hasattr(strategy, "evaluate"):
         return strategy.evaluate(ctx, result)
-    from .evaluate import evaluate_model
-
     return evaluate_model(result.model, ctx.dataset, result.classes, ctx.image_size, batch_size=ctx.config.batch_size)
 
 
@@ -174,12 +140,8 @@ def _report(dataset: Dataset) -> dict:
 
 
 def _trainable(model) -> int:
-    from .model import param_counts
-
     return param_counts(model)[0]
 
 
 def _seed(seed: int) -> None:
-    from .tf_env import keras
-
     keras.utils.set_random_seed(int(seed))

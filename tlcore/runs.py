@@ -1,4 +1,4 @@
-"""RunConfig (the one description of a run) and the run store: run folders plus one SQLite index."""
+"""The run store: run folders plus one SQLite index (RunConfig, re-exported here, lives in tlcore.config)."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,100 +8,14 @@ import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from .config import RunConfig  # noqa: F401 - the one description of a run lives in tlcore.config
 from .errors import ConfigError, RunError
-
-
-@dataclass
-class RunConfig:
-    """Everything that defines a run. Round-trips to the JSON that ``python -m tlcore train --config`` reads."""
-
-    data: str = ""                        # zip / folder / csv path, or "dataset:<id>" imported in the workspace
-    backbone: str = "mobilenet_025"
-    backbone_file: str | None = None      # a user's own .keras backbone (replaces ``backbone``)
-    weights: str = "imagenet"             # imagenet | none | path to .h5 / .weights.h5
-    strategy: str = "feature_extraction"
-    image_size: int | None = None         # None: the backbone's default
-    epochs: int = 10
-    fine_tune_epochs: int = 5
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    fine_tune_learning_rate: float = 1e-5
-    optimizer: str = "adam"               # adam | rmsprop | sgd
-    freeze: dict = field(default_factory=lambda: {"mode": "all_but_top", "n": 20, "layer": None})
-    head: dict = field(default_factory=lambda: {"units": 1024, "dropout": 0.2, "enabled": True})
-    augment: dict = field(default_factory=lambda: {"enabled": False})
-    class_weights: bool = False           # weight classes inversely to their size
-    early_stopping: int = 3               # patience in epochs; 0 turns it off
-    seed: int = 0
-    val_split: float = 0.15
-    test_split: float = 0.15
-    target_data: str | None = None        # domain adaptation: unlabelled target images
-    label_columns: list[str] = field(default_factory=list)   # multi-task: CSV label columns
-    options: dict = field(default_factory=dict)               # strategy-specific settings
-    distribute: str = "auto"              # auto | none | mirrored | multiworker
-    devices: list[str] | None = None      # explicit devices for mirrored, e.g. ["/cpu:0", "/cpu:1"]
-    name: str = ""
-    group: str = ""                       # runs queued together by one comparison share this id
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "RunConfig":
-        """Build from a dict; unknown keys and wrong types raise ConfigError naming them."""
-        if not isinstance(data, dict):
-            raise ConfigError("A run config must be a JSON object of settings.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"Unknown setting(s) in the run config: {', '.join(unknown)}. Valid: {', '.join(sorted(known))}.")
-        config = cls(**data)
-        config.validate()
-        return config
-
-    @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"The run config is not valid JSON (line {exc.lineno}): fix or re-download it.") from None
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "RunConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"The config file {path} does not exist.")
-        return cls.from_json(path.read_text(encoding="utf-8"))
-
-    def validate(self) -> None:
-        """Raise ConfigError with the fix when a setting is out of range."""
-        checks = [
-            (isinstance(self.epochs, int) and 0 <= self.epochs <= 1000, "epochs must be a whole number from 0 to 1000"),
-            (isinstance(self.fine_tune_epochs, int) and 0 <= self.fine_tune_epochs <= 1000,
-             "fine_tune_epochs must be a whole number from 0 to 1000"),
-            (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 4096, "batch_size must be from 1 to 4096"),
-            (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < float("inf"), "learning_rate must be above 0"),
-            (isinstance(self.fine_tune_learning_rate, (int, float)) and 0 < self.fine_tune_learning_rate < float("inf"),
-             "fine_tune_learning_rate must be above 0"),
-            (self.optimizer in ("adam", "rmsprop", "sgd"), "optimizer must be adam, rmsprop or sgd"),
-            (0 <= self.val_split < 0.9 and 0 <= self.test_split < 0.9 and self.val_split + self.test_split < 0.9,
-             "val_split and test_split must be fractions that leave room for training data"),
-            (self.image_size is None or (isinstance(self.image_size, int) and 16 <= self.image_size <= 1024),
-             "image_size must be from 16 to 1024 pixels"),
-            (self.distribute in ("auto", "none", "mirrored", "multiworker"),
-             "distribute must be auto, none, mirrored or multiworker"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"Invalid run config: {message}.")
+from .sqlite_index import connect, execute
 
 
 class RunState(str, Enum):
@@ -158,21 +72,15 @@ class RunStore:
         self.workspace = Path(workspace)
         (self.workspace / "runs").mkdir(parents=True, exist_ok=True)
         self.db_path = self.workspace / "runs.db"
-        with self._db() as db:
+        db = connect(self.db_path)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        return db
-
-    def _exec(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        db = self._db()
-        try:
-            return db.execute(sql, args).fetchall()
         finally:
             db.close()
+
+    def _exec(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        return execute(self.db_path, sql, args)
 
     # -- runs -------------------------------------------------------------------------------------------
     def create(self, config: RunConfig, owner: str = "local", state: RunState = RunState.QUEUED) -> str:
@@ -263,7 +171,7 @@ class RunStore:
             except ConfigError:
                 config = None                        # a run folder without a readable config keeps only the index
             if config is not None:
-                atomic_write(self.run_dir(run_id) / "config.json", replace_fields(config, name=clean).to_json())
+                atomic_write(self.run_dir(run_id) / "config.json", dataclasses.replace(config, name=clean).to_json())
         return clean
 
     def delete(self, run_id: str, *, owner: str | None = None) -> None:
@@ -290,14 +198,6 @@ class RunStore:
         if owner is not None and record.owner != owner:
             raise RunError(f"Only the person who trained the run '{record.name}' can {action} it.")
         return record
-
-    def purge(self, older_than_days: float) -> list[str]:
-        """The retention rule: delete finished runs that ended more than ``older_than_days`` ago."""
-        cutoff = time.time() - older_than_days * 86400
-        rows = self._exec("SELECT id FROM runs WHERE state NOT IN ('queued', 'running') AND finished < ?", (cutoff,))
-        for row in rows:
-            self.delete(row["id"])
-        return [row["id"] for row in rows]
 
     def resolve(self, ref: str) -> str:
         """A run id, or a run folder path → the run id."""
@@ -327,9 +227,6 @@ class RunStore:
                 if i >= after and line.endswith("\n"):
                     out.append(json.loads(line))
         return out
-
-    def iter_records(self) -> Iterator[RunRecord]:
-        yield from self.list()
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
@@ -368,7 +265,3 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def replace_fields(config: RunConfig, **changes: Any) -> RunConfig:
-    return dataclasses.replace(config, **changes)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from views import _charts, _ui
-from tlcore import compare, results
+from tlcore import catalog, compare, results
 from tlcore import workspace as ws
 from tlcore.backbones import BACKBONES, get_spec
 from tlcore.errors import TLError
@@ -29,7 +29,7 @@ def launcher(draft: dict, me: str, blocked: bool) -> None:
     _ui.init("compare_strategies", list(dict.fromkeys([base.strategy, compare.BASELINE])))
     st.session_state["compare_strategies"] = [s for s in st.session_state["compare_strategies"] if s in options]
     strategies = st.multiselect(
-        "Strategies", options, key="compare_strategies", format_func=compare.TITLES.get,
+        "Strategies", options, key="compare_strategies", format_func=catalog.TITLES.__getitem__,
         help="Each chosen strategy is one run. Domain adaptation and multi-task need their own inputs: choose them "
              "as the strategy above first, and they can be compared too.")
     own = bool(base.backbone_file)
@@ -42,7 +42,7 @@ def launcher(draft: dict, me: str, blocked: bool) -> None:
     _ui.init("compare_freezes", [])
     freezes = cols[1].multiselect(
         "Frozen layers (fine-tuning only)", list(compare.FREEZE_CHOICES), key="compare_freezes",
-        disabled="fine_tune" not in strategies,
+        disabled=not any(catalog.CATALOG[s].uses_freeze for s in strategies if s in catalog.CATALOG),
         help="Fine-tuning runs once per chosen setting; empty keeps the Model page's choice. The other strategies "
              "do not depend on it.")
     try:

@@ -1,11 +1,13 @@
-"""Evaluate page: results only some strategies produce (domain adaptation, multi-task, few-shot)."""
+"""Evaluate page: results only some strategies produce, keyed by what the catalog says each produces."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from tlcore import catalog
 
-def strategy_results(ev: dict) -> None:
+
+def _target_scores(ev: dict) -> None:
     if ev.get("target_accuracy") is not None:
         st.subheader("On the target images")
         cols = st.columns(2)
@@ -16,6 +18,9 @@ def strategy_results(ev: dict) -> None:
             cols[1].metric("Without adaptation", f"{ev['source_only_target_accuracy']:.1%}",
                            delta=f"{delta:+.1%} from adapting", delta_color="off",
                            help="The same head trained on the source images only, scored on the same target images.")
+
+
+def _tasks(ev: dict) -> None:
     tasks = ev.get("tasks")
     if isinstance(tasks, dict) and len(tasks) > 1:
         st.subheader("Every label column at a glance")
@@ -25,6 +30,9 @@ def strategy_results(ev: dict) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="tasks_table",
                      column_config={"accuracy": st.column_config.NumberColumn(format="percent"),
                                     "macro F1": st.column_config.NumberColumn(format="%.2f")})
+
+
+def _episodes(ev: dict) -> None:
     few = ev.get("few_shot")
     if isinstance(few, dict) and few.get("results"):
         st.subheader("Few-shot episodes")
@@ -37,6 +45,20 @@ def strategy_results(ev: dict) -> None:
         st.dataframe(table[[c for c in EPISODE_WORDS.values() if c in table]], hide_index=True, width="stretch",
                      key="few_shot_table",
                      column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+
+
+# What a strategy's evaluation may add (the catalog's ``produces``) → its section on the Evaluate page.
+SECTIONS = {"target_scores": _target_scores, "tasks": _tasks, "episodes": _episodes}
+
+
+def strategy_results(ev: dict, strategy: str | None = None) -> None:
+    """The sections for what the run's strategy produces (every known kind when ``strategy`` is not given or
+    unknown); each draws only when the evaluation holds its figures."""
+    found = catalog.CATALOG.get(strategy) if strategy else None
+    kinds = found.produces if found else list(SECTIONS)
+    for kind in kinds:
+        if kind in SECTIONS:
+            SECTIONS[kind](ev)
 
 
 EPISODE_WORDS = {"n_way": "classes per episode", "k_shot": "photos per class", "accuracy": "accuracy",

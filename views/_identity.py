@@ -12,10 +12,11 @@ import streamlit as st
 
 from tlcore import settings
 from tlcore import workspace as ws
+from views._pages import STEPS
 
 COOKIE = "tls_u"
 COOKIE_MAX_DAYS = 400                 # browsers cap a cookie's life at 400 days
-PAGE_PATHS = ("data", "model", "train", "evaluate", "predict", "export")
+PAGE_PATHS = tuple(p.key for p in STEPS)   # the addresses of the step pages
 
 
 def cookie_token() -> str | None:
@@ -85,3 +86,44 @@ def identity_box(token: str | None, logged_in_as: str | None) -> None:
                    "browser's cookies, use the link above (the copy button is at its right); anyone with the link "
                    f"can see your work. {retention_sentence()}")
     remember(token)
+
+
+def login_state() -> tuple[bool, str | None]:
+    """(logins configured, email of the logged-in user)."""
+    try:
+        info = st.user.to_dict()
+    except Exception:  # noqa: BLE001 - no auth configured, or an old client
+        return False, None
+    if "is_logged_in" not in info:
+        # Behind a sign-in proxy the operator may map a header to "email" (server.trustedUserHeaders).
+        try:
+            headers = st.get_option("server.trustedUserHeaders")
+        except Exception:  # noqa: BLE001
+            headers = None
+        if isinstance(headers, dict) and "email" in headers.values() and info.get("email"):
+            return True, str(info["email"])
+        return False, None
+    return True, (info.get("email") if info.get("is_logged_in") else None)
+
+
+def owner() -> str:
+    """The current owner: the login email, else the unguessable token in the URL (``?u=``), this session's, or
+    the one this browser remembered (cookie ``tls_u``, see :func:`cookie_token`); a new one for a new visitor."""
+    configured, email = login_state()
+    if configured and email:
+        return ws.owner_id(email=str(email))
+    token = st.query_params.get("u")
+    if not ws.is_owner_token(token):
+        token = st.session_state.get("owner_token")
+    if not ws.is_owner_token(token):
+        token = cookie_token()
+    if not ws.is_owner_token(token):
+        token = ws.new_owner_token()
+    st.session_state["owner_token"] = token
+    return ws.owner_id(token=token)
+
+
+def needs_login() -> bool:
+    """True when this server has logins and nobody is logged in yet."""
+    configured, email = login_state()
+    return configured and not email

@@ -1,14 +1,22 @@
-"""The live (or final) view of one run: queue position, progress with ETA, curves, and the outcome."""
+"""The live (or final) view of one run: queue position, progress with ETA, curves, and the outcome.
+
+While the run waits or trains, :func:`live` is the Train page's one poller: each tick reads the run's row and its
+events once and draws from them; the sidebar draws the same run without polling (``_sidebar.page_follows``), and
+when the run's state changes the whole app reruns so the sidebar and the run picker follow.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
-from views import _charts, _ui
+from views import _charts, _sidebar, _ui
+from tlcore.catalog import planned_epochs
 from tlcore.errors import TLError
 from tlcore.progress import duration_text, stages, status_line, summarize
 from tlcore.results import chance_verdict, final_accuracy
 
 STAGE_MARKS = {"done": "✓", "now": "▶", "next": "○"}
+LIVE_EVERY_S = 1.0                    # how often the live view reads a run that waits or trains
+WATCH_EVERY_S = 2.0                   # how often a finished run's page looks at this person's other runs
 
 
 def _expected_epochs(run_id: str) -> int | None:
@@ -16,7 +24,7 @@ def _expected_epochs(run_id: str) -> int | None:
     if run_id not in cache:
         try:
             config = _ui.store().config(run_id)
-            cache[run_id] = config.epochs + (config.fine_tune_epochs if config.strategy == "fine_tune" else 0)
+            cache[run_id] = planned_epochs(config)          # what the catalog says the strategy plans
         except TLError:
             cache[run_id] = None
     return cache[run_id]
@@ -78,12 +86,9 @@ def _chance_note(run_id: str, record, progress) -> str | None:
     return chance_verdict(accuracy, n_classes, weights=config.weights, strategy=config.strategy, which=which)
 
 
-def _stage_line(run_id: str, progress) -> str:
-    try:
-        strategy = _ui.store().config(run_id).strategy
-    except TLError:
-        strategy = None
-    return "  ·  ".join(f"{STAGE_MARKS[status]} {_ui.esc(label)}" for label, status in stages(progress, strategy))
+def _stage_line(record, progress) -> str:
+    return "  ·  ".join(f"{STAGE_MARKS[status]} {_ui.esc(label)}"
+                        for label, status in stages(progress, record.strategy))
 
 
 def _target_score(record) -> None:
@@ -95,9 +100,9 @@ def _target_score(record) -> None:
             "never to train it).", icon=":material/travel_explore:")
 
 
-def render(run_id: str) -> bool:
-    """Draw the run; returns True when it has finished."""
-    record = _ui.visible_run(run_id)
+def render(run_id: str, record) -> bool:
+    """Draw the run from ``record`` (its row, as ``_ui.visible_run`` read it; None when not visible) and its events;
+    returns True when it has finished."""
     if record is None:
         st.warning("This run is not available: it was deleted, or it belongs to someone else.")
         return True
@@ -116,7 +121,7 @@ def render(run_id: str) -> bool:
     elif state == "running":
         st.progress(progress.fraction, text=status_line(progress))
         if progress.stages_seen:
-            st.caption(_stage_line(run_id, progress))
+            st.caption(_stage_line(record, progress))
     if progress.epochs:
         st.plotly_chart(_charts.training_curves(progress.epochs, progress.fine_tune_start, progress.total_epochs),
                         key=f"curves_{run_id}", width="stretch")
@@ -160,23 +165,27 @@ def render(run_id: str) -> bool:
     return record.state.finished
 
 
-@st.fragment(run_every=1.0)
-def live(run_id: str) -> None:
-    """Polls the run store once a second (never blocks). When the run ends, a full rerun refreshes the page (the
-    run picker, the sidebar); in a comparison, the page follows the next run by itself."""
-    if render(run_id):
+@st.fragment(run_every=LIVE_EVERY_S)
+def live(run_id: str, seen_state: str) -> None:
+    """The page's one poller while the run waits or trains (never blocks): each tick reads the run once and redraws
+    it. When its state is no longer ``seen_state`` (it starts, ends, fails or is stopped) the whole app reruns, so
+    the run picker and the sidebar follow; when it ends in a comparison, the page follows the next run by itself."""
+    record = _ui.visible_run(run_id)
+    if record is not None and record.state.value == seen_state:
+        render(run_id, record)
+        return
+    if record is None or record.state.finished:
         next_id = next_in_comparison(run_id)
         if next_id and next_id != run_id:
-            record = _ui.visible_run(run_id)
             name = (record.name or record.strategy) if record else "The run"
             ended = {"done": "finished", "stopped": "was stopped", "failed": "failed"}.get(
                 record.state.value if record else "done", "ended")
             st.session_state["flash"] = f"{name} {ended}; now following the next run of the comparison."
             _ui.set_current_run(next_id)
-        st.rerun()
+    st.rerun()
 
 
-@st.fragment(run_every=2.0)
+@st.fragment(run_every=WATCH_EVERY_S)
 def watch(owner: str) -> None:
     """While the page shows a finished run, reruns the page when one of this person's other runs changes state, so
     the run picker never says "training" after the end."""
@@ -190,11 +199,14 @@ def watch(owner: str) -> None:
 
 
 def show(run_id: str) -> None:
+    """The run on the Train page: followed live while it waits or trains (the page's only poller: the sidebar then
+    draws it without polling), else drawn once, watching this person's other runs while any is active."""
     record = _ui.visible_run(run_id)
     if record is not None and not record.state.finished:
-        live(run_id)
+        _sidebar.page_follows(run_id)
+        live(run_id, record.state.value)
     else:
-        render(run_id)
+        render(run_id, record)
         if any(not r.state.finished for r in _ui.store().list(owner=st.session_state["owner"],
                                                               include_shared=False)):
             watch(st.session_state["owner"])

@@ -14,6 +14,7 @@ from views import _identity, _ui
 from tlcore.errors import TLError
 
 LIVE_EVERY_S = 2.0                    # how often the sidebar looks at a run that waits or trains
+PAGE_FOLLOWS = "sidebar_page_follows"  # session key: the run the page's own poller follows in this script run
 
 
 def _has_export(run_dir) -> bool:
@@ -76,6 +77,12 @@ def _run_box(record) -> None:
     st.caption((f"Trained on {_ui.esc(dataset)} · " if dataset else "") + f"Run {_ui.esc(record.id)}")
 
 
+def page_follows(run_id: str) -> None:
+    """Called by a page whose own poller follows ``run_id`` in this script run and reruns the app when its state
+    changes (the Train page's live view): the sidebar then draws the run once instead of polling it as well."""
+    st.session_state[PAGE_FOLLOWS] = run_id
+
+
 @st.fragment(run_every=LIVE_EVERY_S)
 def _live_run_box(run_id: str, seen_state: str) -> None:
     """Redraws the run's line every few seconds; when its state changes (it starts, ends, fails or is stopped),
@@ -88,6 +95,7 @@ def _live_run_box(run_id: str, seen_state: str) -> None:
 
 def draw() -> None:
     """The whole sidebar strip (called by app.py after the page; also as ``_ui.status_strip``)."""
+    followed = st.session_state.pop(PAGE_FOLLOWS, None)      # set by this script run's page, if at all
     me = st.session_state["owner"]
     draft = _ui.draft()
     dataset = _ui.current_dataset()
@@ -97,7 +105,7 @@ def draw() -> None:
     with st.sidebar:
         _progress(draft, dataset, done)
         if record is not None:
-            if record.state.finished:
+            if record.state.finished or record.id == followed:
                 _run_box(record)
             else:
                 _live_run_box(record.id, record.state.value)

@@ -1,10 +1,12 @@
-"""Inputs that only some strategies need: target images (domain adaptation), label columns and their weights
-(multi-task), and the few-shot options. Whatever else is registered gets no extra inputs."""
+"""Inputs that only some strategies need, as their catalog entries say: target images, label columns and their
+weights, and the options the catalog shows on the Train page. A strategy with no needs and no such options gets
+no extra inputs."""
 from __future__ import annotations
 
 import streamlit as st
 
 from views import _ui
+from tlcore import catalog
 from tlcore import workspace as ws
 
 
@@ -71,32 +73,43 @@ def _tasks(me: str, dataset: ws.DatasetInfo, saved: dict) -> tuple[list[str], di
     return tasks, {"loss_weights": out}
 
 
-def _few_shot(saved: dict) -> dict:
-    opts = saved.get("options") or {}
-    _ui.init("fewshot_projection", bool(opts.get("projection", False)))
-    projection = st.toggle("Learn a projection", key="fewshot_projection",
-                           help="Off: prototypes are averages of the frozen backbone's features, with no training. "
-                                "On: a small layer is trained on episodes first, which can separate similar classes "
-                                "better.")
-    return {"projection": projection}
+def _option_widget(info, saved_options: dict):
+    """One option the catalog marks for the Train page, drawn from its schema (a toggle for a yes/no option)."""
+    key, label = info.page
+    _ui.init(key, type(info.default)(saved_options.get(info.name, info.default)))
+    if isinstance(info.default, bool):
+        return st.toggle(label, key=key, help=info.help)
+    if isinstance(info.default, (int, float)):
+        return st.number_input(label, key=key, help=info.help)
+    return st.text_input(label, key=key, help=info.help)
 
 
-def _dann(saved: dict) -> dict:
-    opts = saved.get("options") or {}
-    _ui.init("dann_baseline", bool(opts.get("baseline", True)))
-    baseline = st.toggle("Also train a source-only model to compare", key="dann_baseline",
-                         help="Trains the same head without adaptation, so you can see what adaptation gained.")
-    return {"baseline": baseline}
+# The inputs a strategy's needs ask for (catalog.NEEDS): each returns the RunConfig fields it fills.
+def _need_target(me: str, dataset: ws.DatasetInfo, saved: dict) -> dict:
+    return {"target_data": _target(me, dataset, saved)}
+
+
+def _need_label_columns(me: str, dataset: ws.DatasetInfo, saved: dict) -> dict:
+    columns, options = _tasks(me, dataset, saved)
+    return {"label_columns": columns, "options": options}
+
+
+NEED_INPUTS = {"target_images": _need_target, "label_columns": _need_label_columns}
 
 
 def strategy_inputs(strategy: str, me: str, dataset: ws.DatasetInfo, saved: dict) -> dict:
-    """The extra RunConfig fields (target_data, label_columns, options) the chosen strategy needs."""
+    """The extra RunConfig fields (target_data, label_columns, options) the chosen strategy needs, drawn from its
+    catalog entry: an input per need, then a widget per option the catalog shows on this page."""
     extra: dict = {"target_data": None, "label_columns": [], "options": {}}
-    if strategy == "domain_adaptation":
-        extra["target_data"] = _target(me, dataset, saved)
-        extra["options"] = _dann(saved)
-    elif strategy == "multitask":
-        extra["label_columns"], extra["options"] = _tasks(me, dataset, saved)
-    elif strategy == "few_shot":
-        extra["options"] = _few_shot(saved)
+    found = catalog.CATALOG.get(strategy)
+    if found is None:
+        return extra
+    for need in found.needs:
+        got = NEED_INPUTS[need](me, dataset, saved)
+        extra["options"].update(got.pop("options", {}))
+        extra.update(got)
+    saved_options = saved.get("options") or {}
+    for info in found.options.schema():
+        if info.page:
+            extra["options"][info.name] = _option_widget(info, saved_options)
     return extra

@@ -24,7 +24,9 @@ def embedding(run_id: str, method: str, stage: str, mtime: float) -> list[dict]:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def thumb(path: str):
-    return results.thumbnail(path, 160)
+    from tlcore.images import thumbnail
+
+    return thumbnail(path, 160)
 
 
 def scores(ev: dict, key: str = "") -> None:
@@ -105,10 +107,10 @@ if record is not None:
                 if report.get("n"):
                     scores(report, f"_{i}")
                     mistakes(report)
-        strategy_results(ev)
+        strategy_results(ev, record.strategy)
     elif ev and ev.get("n"):
         scores(ev)
-        strategy_results(ev)
+        strategy_results(ev, record.strategy)
         mistakes(ev)
 
     st.subheader("Embedding map")

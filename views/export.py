@@ -7,24 +7,12 @@ import streamlit as st
 
 from views import _ui
 from tlcore import results
+from tlcore.export_formats import EXPORT_FORMATS, parity_formats
 
 st.title("6 · Export")
 st.caption("Download the model to use it in your own program, on a phone or on a small device.")
 _ui.flash()
 store = _ui.store()
-
-FORMATS = {
-    "keras": ("Keras model (.keras)", "model.keras", "application/octet-stream",
-              "For Python with Keras 3. Takes raw RGB images of any size."),
-    "savedmodel": ("TensorFlow SavedModel (.zip)", "saved_model.zip", "application/zip",
-                   "For TensorFlow Serving and other TensorFlow tools."),
-    "tflite": ("TFLite float32 (.tflite)", "model.tflite", "application/octet-stream",
-               "For Android, iOS and small devices; the same accuracy as the Keras model."),
-    "tflite-float16": ("TFLite float16 (.tflite)", "model_float16.tflite", "application/octet-stream",
-                       "Half the size of float32, nearly the same accuracy."),
-    "tflite-int8": ("TFLite int8 (.tflite)", "model_int8.tflite", "application/octet-stream",
-                    "A quarter of the size and fastest on small devices; may lose a little accuracy."),
-}
 
 
 def reader(path: Path):
@@ -47,23 +35,24 @@ if record is not None:
     model_time = (run_dir / "model.keras").stat().st_mtime
 
     def ready(fmt: str) -> Path | None:
-        path = out / FORMATS[fmt][1]
+        path = out / EXPORT_FORMATS[fmt].download
         return path if path.is_file() and path.stat().st_mtime >= model_time else None
 
     def build(formats: list[str]) -> None:
         with st.spinner("Exporting… (TFLite conversion takes a few seconds per format)"):
             with _ui.guarded("The export"):
                 export.export_all(run_dir, out, formats)
-                if "savedmodel" in formats:
-                    export.zip_dir(out / "saved_model", out / "saved_model.zip")
+                for entry in (EXPORT_FORMATS[f] for f in formats if EXPORT_FORMATS[f].folder):
+                    export.zip_dir(out / entry.artifact, out / entry.download)
                 st.rerun()
 
     st.subheader("The model")
-    missing = [f for f in FORMATS if ready(f) is None]
+    missing = [f for f in EXPORT_FORMATS if ready(f) is None]
     if missing and st.button("Prepare all formats", key="export_all_button", type="primary",
                              help="Builds every format at once (about half a minute); they are kept for next time."):
         build(missing)
-    for fmt, (title, filename, mime, text) in FORMATS.items():
+    for fmt, entry in EXPORT_FORMATS.items():
+        title, filename, mime, text = entry.title, entry.download, entry.mime, entry.text
         cols = st.columns([2, 3, 2])
         cols[0].markdown(f"**{title}**")
         cols[1].caption(text)
@@ -121,8 +110,7 @@ if record is not None:
                     + f" Compared on {parity.get('n', 0)} images.")
             rows = [{"file": name, "same top class": parity.get(f"{key}_agree"),
                      "largest probability difference": parity.get(f"{key}_max_abs_diff")}
-                    for name, key in (("model.keras", "keras"), ("model.tflite", "tflite"),
-                                      ("model_float16.tflite", "tflite_float16"), ("model_int8.tflite", "tflite_int8"))
+                    for name, key in ((entry.artifact, entry.key) for entry in parity_formats())
                     if parity.get(f"{key}_agree") is not None]
             st.dataframe(rows, hide_index=True, key="parity_table",
                          column_config={"same top class": st.column_config.NumberColumn(format="percent")})

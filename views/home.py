@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from views import _ui
+from views._pages import STEPS
 from tlcore import workspace as ws
 
 st.title("Transfer Learning Studio")
@@ -15,20 +16,12 @@ st.markdown(
 )
 
 st.subheader("The steps")
-cols = st.columns(6)
-steps = [
-    ("1 · Data", "Upload your images, one folder per class.", "data"),
-    ("2 · Model", "Pick a pretrained backbone and what to freeze.", "model"),
-    ("3 · Train", "Choose a strategy and watch it learn.", "train"),
-    ("4 · Evaluate", "See accuracy, confusions and mistakes.", "evaluate"),
-    ("5 · Predict", "Try the model on new photos.", "predict"),
-    ("6 · Export", "Download the model for your own app.", "export"),
-]
-for col, (title, text, key) in zip(cols, steps):
+cols = st.columns(len(STEPS))
+for col, step in zip(cols, STEPS):
     with col.container(border=True):
-        st.markdown(f"**{title}**")
-        st.caption(text)
-        _ui.link(key, "Open", icon=":material/arrow_forward:")
+        st.markdown(f"**{step.title}**")
+        st.caption(step.blurb)
+        _ui.link(step.key, "Open", icon=":material/arrow_forward:")
 
 st.subheader("Start here")
 left, right = st.columns(2)

@@ -16,7 +16,8 @@ me = st.session_state["owner"]
 
 with st.spinner("Loading the model library (only the first time)…"):
     from tlcore import preview
-    from tlcore.backbones import BACKBONES, DEFAULT_BACKBONE, get_spec
+    from tlcore.backbones import (BACKBONES, DEFAULT_BACKBONE, create_backbone, get_spec, load_custom_backbone,
+                                  weights_cached)
     from tlcore.model import LayerInfo, layer_status
 
 DEFAULT_MODEL = {k: v for k, v in RunConfig().to_dict().items() if k in ws.MODEL_KEYS}   # one source of defaults
@@ -37,7 +38,7 @@ def counting_backbone(name: str, size: int | None):
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def custom_backbone(path: str):
-    return preview.custom_backbone(path)
+    return load_custom_backbone(path)
 
 
 st.subheader("Backbones")
@@ -101,7 +102,7 @@ with right:
                       help="ImageNet weights are what makes transfer learning work. Random initialisation starts "
                            "from nothing: useful only to compare.")
     weights = source
-    if source == "imagenet" and not backbone_file and not preview.weights_ready(name, size):
+    if source == "imagenet" and not backbone_file and not weights_cached(name, size):
         st.warning("The ImageNet weights for this backbone are not on this server yet. Training will try to download "
                    "them; if the server is offline the run stops with a message. MobileNet α=0.25 is usually cached.",
                    icon=":material/cloud_download:")
@@ -112,7 +113,7 @@ with right:
         if up is not None and st.session_state.get("weights_upload_done") != (up.file_id, name):
             ok, path = _ui.call("Saving the weights", ws.save_upload, me, up.name, up.getvalue(),
                                 kinds=(".h5", ".weights.h5"))
-            if ok and _ui.call("Checking the weights", preview.check_weights, name, str(path), size)[0]:
+            if ok and _ui.call("Checking the weights", create_backbone, name, str(path), size)[0]:
                 weights = str(path)
                 st.session_state["weights_upload_done"] = (up.file_id, name)
         if weights:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from views import _charts, _ui
 from views._few_shot_add import add_class_panel
+from tlcore import catalog
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"]
 
@@ -161,6 +162,6 @@ if record is not None:
                 _ui.show_error(rows[pick]["error"])
             else:
                 explain(model, rows[pick], names[pick], files[pick][1], k)
-    if loaded and record.strategy == "few_shot" and record.owner == st.session_state["owner"]:
+    if loaded and catalog.produces(record.strategy, "prototypes") and record.owner == st.session_state["owner"]:
         add_class_panel(run_dir, model)
 _ui.link("export", "Next: export the model", icon=":material/arrow_forward:")

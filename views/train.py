@@ -5,6 +5,7 @@ import streamlit as st
 
 from views import _compare, _run_view, _ui
 from views._strategy_inputs import strategy_inputs
+from tlcore import catalog
 from tlcore import workspace as ws
 from tlcore.progress import duration_text
 from tlcore.runs import RunConfig
@@ -14,11 +15,23 @@ _ui.flash()
 me = st.session_state["owner"]
 draft = _ui.draft()
 dataset = _ui.current_dataset()
-if draft.get("sample_note") and dataset is not None and dataset.kind == "sample":
+
+
+def _sample_note_applies(draft: dict, strategy: str | None) -> bool:
+    """The sample's note describes its own recipe: show it only while that model, weights and strategy are chosen."""
+    sample_model, sample_train, note = ws.sample_settings(True)
+    if draft.get("sample_note") != note:     # the from-scratch fallback (its note ends with the reason)
+        sample_model, sample_train, _ = ws.sample_settings(False)
+    model = draft.get("model") or {}
+    return strategy == sample_train["strategy"] and all(model.get(k) == sample_model[k] for k in ("backbone", "weights"))
+
+
+if (dataset is not None and dataset.kind == "sample"
+        and _sample_note_applies(draft, st.session_state.get("strategy", (draft.get("train") or {}).get("strategy")))):
     st.info(draft["sample_note"], icon=":material/science:")
 
 with st.spinner("Loading the training library (only the first time)…"):
-    from tlcore.strategies import STRATEGIES
+    import tlcore.strategies  # noqa: F401 - warms the training engine; the choices come from the catalog
 
 DEFAULTS = {k: v for k, v in RunConfig().to_dict().items() if k in ws.TRAIN_KEYS}   # help texts quote these
 D = RunConfig()
@@ -32,21 +45,23 @@ if dataset is None:
 else:
     weights = (draft.get("model") or {}).get("weights", D.weights)
     weights = {"none": "random (no pretraining)", "imagenet": "ImageNet"}.get(weights, "your file")
-    if st.session_state.get("strategy", (draft.get("train") or {}).get("strategy", D.strategy)) == "scratch":
-        weights = "random (training from scratch)"
+    chosen = catalog.CATALOG.get(st.session_state.get("strategy", (draft.get("train") or {}).get("strategy", D.strategy)))
+    if chosen is not None and not chosen.pretrained:          # e.g. training from scratch ignores the weights
+        weights = f"random ({chosen.title.lower()})"
     st.text(f"Dataset: {dataset.name} ({dataset.n_images} images, {dataset.n_classes} classes) · "
             f"Model: {draft.get('model_title') or 'MobileNet α=0.25 (default)'} · Weights: {weights}")
 
     st.subheader("Strategy")
-    names = list(STRATEGIES)
+    names = list(catalog.CATALOG)
     _ui.init("strategy", saved["strategy"] if saved["strategy"] in names else names[0])
     if st.session_state["strategy"] not in names:
         st.session_state["strategy"] = names[0]
     strategy = st.radio("How to train", names, key="strategy", horizontal=True,
-                        format_func=lambda n: STRATEGIES[n].title,
+                        format_func=catalog.TITLES.__getitem__,
                         help="Feature extraction is the fastest and a good start. Fine-tuning adds a second, slower "
                              "phase that often gains a few points. From scratch shows what pretraining is worth.")
-    st.info(STRATEGIES[strategy].description, icon=":material/menu_book:")
+    entry = catalog.entry(strategy)
+    st.info(entry.description, icon=":material/menu_book:")
 
     extra = strategy_inputs(strategy, me, dataset, saved)
 
@@ -63,7 +78,8 @@ else:
     c[0].number_input("Epochs", 1, 500, key="epochs",
                       help=f"How many times the model sees every training image. {D.epochs} (the default) is plenty "
                            "for feature extraction.")
-    c[1].number_input("Fine-tuning epochs", 0, 500, key="fine_tune_epochs", disabled=strategy != "fine_tune",
+    c[1].number_input("Fine-tuning epochs", 0, 500, key="fine_tune_epochs",
+                      disabled="fine_tune_epochs" not in entry.settings,
                       help="Fine-tuning only: extra epochs after unfreezing the top of the backbone "
                            f"({D.fine_tune_epochs} by default).")
     c[2].select_slider("Batch size", [4, 8, 16, 32, 64, 128], key="batch_size",
@@ -88,7 +104,7 @@ else:
         a[0].selectbox("Optimizer", list(OPTIMIZERS), key="optimizer", format_func=OPTIMIZERS.get,
                        help="Adam (the default) is safe. RMSprop is the classic transfer-learning recipe.")
         a[1].select_slider("Fine-tuning learning rate", LEARNING_RATES, key="fine_tune_learning_rate",
-                           format_func=lambda v: f"{v:g}", disabled=strategy != "fine_tune",
+                           format_func=lambda v: f"{v:g}", disabled="fine_tune_learning_rate" not in entry.settings,
                            help=f"Much lower than the head's ({D.fine_tune_learning_rate:g} by default), so the "
                                 "pretrained features adapt without being destroyed.")
 
@@ -110,11 +126,12 @@ else:
             with _ui.guarded("Stopping your runs"):
                 _ui.manager().stop_owner(me)
                 st.rerun()
-    blocked = bool(active) or (strategy == "domain_adaptation" and not extra["target_data"])
+    blocked = bool(active) or any(catalog.NEEDS[n].blocks_start and not extra.get(catalog.NEEDS[n].field)
+                                  for n in entry.needs)
     if st.button("Start training", key="start_button", type="primary", disabled=blocked,
                  help="Queues the run. It trains in the background: you may switch pages or close the tab."):
         with _ui.guarded("Starting the run"):
-            title = f"{STRATEGIES[strategy].title} · {draft.get('model_title') or 'MobileNet α=0.25'}"
+            title = f"{entry.title} · {draft.get('model_title') or 'MobileNet α=0.25'}"
             config = ws.config_from_draft(draft, name=title)
             run_id = _ui.manager().submit(config, me)
             _ui.set_current_run(run_id)

@@ -6,6 +6,7 @@ import sys
 
 from _apptools import ROOT, new_app, no_crash
 
+from tlcore import dataset_imports
 from tlcore import workspace as ws
 
 
@@ -38,7 +39,7 @@ def test_home_does_not_import_tensorflow():
 
 
 def test_public_sample_offline_shows_a_plain_sentence(monkeypatch):
-    monkeypatch.setattr(ws, "PUBLIC_SAMPLE_URL", "http://127.0.0.1:9/nothing.zip")
+    monkeypatch.setattr(dataset_imports, "PUBLIC_SAMPLE_URL", "http://127.0.0.1:9/nothing.zip")
     at = new_app().run()
     at.button(key="public_sample_button").click().run()
     no_crash(at)

@@ -105,3 +105,20 @@ def test_pending_comparison_runs_say_queued_or_training_and_the_next_one_can_be_
     assert any("training" in o for o in labels) and any("waiting" in o for o in labels)
     for run_id in ids[1:]:
         store.set_state(run_id, RunState.STOPPED)
+
+
+def test_the_sample_note_shows_only_while_the_samples_recipe_is_chosen():
+    token = ws.new_owner_token()
+    me = ws.owner_id(token=token)
+    _, note = ws.try_sample(me)
+    at = train_page(token)
+    assert any(i.value == note for i in at.info)
+    at.radio(key="strategy").set_value("fine_tune").run(timeout=120)
+    no_crash(at)
+    assert not any(i.value == note for i in at.info)
+    at.radio(key="strategy").set_value("feature_extraction").run(timeout=120)
+    assert any(i.value == note for i in at.info)
+    # Other weights chosen on the Model page: the note no longer describes the run.
+    ws.update_draft(me, model={**ws.load_draft(me)["model"], "weights": "none"})
+    at = train_page(token)
+    assert not any(i.value == note for i in at.info)

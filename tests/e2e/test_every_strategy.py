@@ -23,6 +23,7 @@ STRATEGIES = {
     "feature_extraction": "Feature extraction",
     "fine_tune": "Fine-tuning",
     "scratch": "Training from scratch",
+    "domain_adaptation": "Domain adaptation (DANN)",
     "multitask": "Multi-task learning",
     "few_shot": "Few-shot (prototypes)",
 }

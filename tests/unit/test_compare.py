@@ -16,9 +16,11 @@ def base(**overrides) -> RunConfig:
 
 
 def test_titles_match_the_strategy_registry():
+    from tlcore import catalog
     from tlcore.strategies import STRATEGIES
 
     assert compare.TITLES == {name: s.title for name, s in STRATEGIES.items()}
+    assert dict(compare.TITLES) == {name: e.title for name, e in catalog.CATALOG.items()}    # read from the catalog
 
 
 @pytest.mark.parametrize("strategies, backbones, freezes, expected", [

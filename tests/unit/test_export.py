@@ -19,6 +19,7 @@ from test_evaluate_predict import make_tiny_run  # noqa: E402
 from tlcore import export  # noqa: E402
 from tlcore.errors import ConfigError, ExportError, RunError  # noqa: E402
 from tlcore.evaluate import evaluate_run  # noqa: E402
+from tlcore.export_formats import EXPORT_FORMATS, NEEDS, RUNTIMES, format_entry  # noqa: E402
 from tlcore.predict import Predictor  # noqa: E402
 from tlcore.tf_env import keras, tf  # noqa: E402
 
@@ -55,26 +56,47 @@ def test_every_format_is_written_with_labels_config_and_card(exported):
         assert text in card
 
 
-def test_keras_and_savedmodel_give_the_same_probabilities(exported, batch):
-    _, paths = exported
-    x, reference = batch
-    reloaded = keras.saving.load_model(paths["keras"], safe_mode=True, compile=False)
+def _loads_in_keras(path: Path, x: np.ndarray, reference: np.ndarray) -> None:
+    reloaded = keras.saving.load_model(path, safe_mode=True, compile=False)
     np.testing.assert_allclose(reloaded(x).numpy(), reference, atol=1e-6)
-    loaded = tf.saved_model.load(str(paths["savedmodel"]))   # keep a reference: it owns the variables
+
+
+def _loads_in_tensorflow(path: Path, x: np.ndarray, reference: np.ndarray) -> None:
+    loaded = tf.saved_model.load(str(path))   # keep a reference: it owns the variables
     served = loaded.serve(tf.constant(x))
     np.testing.assert_allclose(served.numpy(), reference, atol=1e-5)
 
 
-def test_tflite_files_take_raw_pixels_of_fixed_size(exported, batch):
+def _loads_in_tflite(path: Path, x: np.ndarray, reference: np.ndarray) -> None:
+    """TFLite files take raw pixels of fixed size and return probabilities."""
+    interpreter = export.tflite_interpreter(path)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert tuple(inp["shape"]) == (1, 32, 32, 3) and inp["dtype"] == np.float32 and out["dtype"] == np.float32
+    probs = export.tflite_probabilities(path, x)
+    assert probs.shape == reference.shape
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-2)
+
+
+# One check per runtime of tlcore.export_formats.RUNTIMES: a new runtime needs its check here.
+RUNTIME_CHECKS = {"keras": _loads_in_keras, "tensorflow": _loads_in_tensorflow, "tflite": _loads_in_tflite}
+
+
+def test_every_runtime_of_the_table_has_a_check():
+    assert {e.runtime for e in EXPORT_FORMATS.values()} <= set(RUNTIME_CHECKS) == set(RUNTIMES)
+    assert set(export.FORMATS) == set(EXPORT_FORMATS) and all(
+        set(e.needs) <= set(NEEDS) and callable(e.write_function()) for e in EXPORT_FORMATS.values())
+
+
+@pytest.mark.parametrize("fmt", list(EXPORT_FORMATS))
+def test_every_format_loads_in_its_runtime(exported, batch, fmt):
     _, paths = exported
-    x, reference = batch
-    for fmt in ("tflite", "tflite-float16", "tflite-int8"):
-        interpreter = export.tflite_interpreter(paths[fmt])
-        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-        assert tuple(inp["shape"]) == (1, 32, 32, 3) and inp["dtype"] == np.float32 and out["dtype"] == np.float32
-        probs = export.tflite_probabilities(paths[fmt], x)
-        assert probs.shape == reference.shape
-        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-2)
+    entry = EXPORT_FORMATS[fmt]
+    assert paths[fmt].name == entry.artifact and paths[fmt].is_dir() == entry.folder
+    RUNTIME_CHECKS[entry.runtime](paths[fmt], *batch)
+
+
+def test_int8_is_less_than_half_the_size_of_float32(exported):
+    _, paths = exported
     assert paths["tflite-int8"].stat().st_size < paths["tflite"].stat().st_size / 2
 
 
@@ -136,6 +158,9 @@ def test_bad_format_and_untrained_run(exported, tmp_path):
     run, _ = exported
     with pytest.raises(ConfigError, match="tflite-int8"):
         export.export_run(run, "onnx", tmp_path)
+    with pytest.raises(ConfigError) as unknown:
+        format_entry("onnx")
+    assert "'onnx'" in str(unknown.value) and all(name in str(unknown.value) for name in EXPORT_FORMATS)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text((run / "config.json").read_text())
     with pytest.raises(RunError, match="train it first"):

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from helpers import ROOT, tiny_config, write_colour_images
 from tlcore.jobs import JobManager
@@ -53,16 +52,3 @@ def test_killed_mid_run_becomes_interrupted_and_restarts_from_its_config(tmp_pat
     finally:
         manager.shutdown()
 
-
-def test_retention_purges_only_old_finished_runs(workspace):
-    store = RunStore(workspace)
-    from tlcore.runs import RunConfig
-
-    old, fresh, live = (store.create(RunConfig(name=n)) for n in ("old", "fresh", "live"))
-    for run_id in (old, fresh):
-        store.set_state(run_id, RunState.DONE)
-    store._exec("UPDATE runs SET finished = ? WHERE id = ?", (time.time() - 30 * 86400, old))
-    store.set_state(live, RunState.RUNNING)
-    assert store.purge(older_than_days=14) == [old]
-    assert not store.run_dir(old).exists()
-    assert {r.id for r in store.list()} == {fresh, live}

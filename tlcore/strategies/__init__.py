@@ -1,29 +1,54 @@
-"""The strategy registry: name → strategy object. A new strategy is one file plus one line here."""
+"""The strategy registry, built from :mod:`tlcore.catalog`: name → strategy object, each imported when first used.
+
+A new strategy is one module with a class that has ``fit(ctx) -> TrainResult`` plus one catalog entry; its name,
+title and description come from that entry.
+"""
 from __future__ import annotations
 
-from ..errors import ConfigError
+import importlib
+from typing import Iterator, Mapping
+
+from ..catalog import CATALOG, StrategyEntry, entry
 from .base import Strategy, StopRequested, TrainContext, TrainResult
-from .feature_extraction import FeatureExtraction
-from .fine_tune import FineTune
-from .scratch import Scratch
-from .domain_adaptation import DomainAdaptation
-from .multitask import MultiTask
-from .few_shot import FewShot
-
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (FeatureExtraction(), FineTune(), Scratch(),
-                                                 DomainAdaptation(), MultiTask(), FewShot())}
 
 
-def register(strategy: Strategy) -> None:
-    STRATEGIES[strategy.name] = strategy
+def _instantiate(found: StrategyEntry) -> Strategy:
+    impl = found.impl
+    if isinstance(impl, str):
+        module, _, name = impl.partition(":")
+        impl = getattr(importlib.import_module(module), name)
+    strategy = impl()
+    strategy.name, strategy.title, strategy.description = found.name, found.title, found.description
+    return strategy
+
+
+class _Registry(Mapping):
+    """A live view of the catalog whose values are the strategy objects (imported and made on first use)."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, tuple[StrategyEntry, Strategy]] = {}
+
+    def __getitem__(self, name: str) -> Strategy:
+        found = CATALOG[name]
+        made = self._made.get(name)
+        if made is None or made[0] is not found:
+            made = self._made[name] = (found, _instantiate(found))
+        return made[1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(CATALOG))
+
+    def __len__(self) -> int:
+        return len(CATALOG)
+
+
+STRATEGIES: Mapping[str, Strategy] = _Registry()
 
 
 def get_strategy(name: str) -> Strategy:
     """The strategy called ``name``; an unknown name raises ConfigError listing the valid ones."""
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise ConfigError(f"Unknown strategy '{name}'. Choose one of: {', '.join(STRATEGIES)}.") from None
+    entry(name)
+    return STRATEGIES[name]
 
 
-__all__ = ["STRATEGIES", "Strategy", "StopRequested", "TrainContext", "TrainResult", "get_strategy", "register"]
+__all__ = ["STRATEGIES", "Strategy", "StopRequested", "TrainContext", "TrainResult", "get_strategy"]

@@ -2,19 +2,17 @@
 
 - :func:`frozen_trunk`: raw pixels → pooled features of the frozen backbone (the part every one of them reuses).
 - :func:`as_split`: a view of a dataset whose samples all sit in one split (the target set has no splits).
-- :class:`LoopReporter`: the batch/epoch events, Stop and NaN guard of :class:`tlcore.callbacks.EventCallback`,
-  for training loops written by hand instead of ``model.fit``.
+- :func:`loop_callbacks`: :class:`tlcore.callbacks.EventCallback` (batch/epoch events, Stop, NaN guard, time left)
+  in a ``keras.callbacks.CallbackList``, for training loops written by hand instead of ``model.fit``.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 
 import numpy as np
 
+from ..callbacks import EventCallback
 from ..data import DataReport, Dataset
-from ..errors import TLError
 from ..model import FreezeConfig, feature_model
 from ..tf_env import keras
 from .base import TrainContext
@@ -45,55 +43,18 @@ def unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
 
 
-class LoopReporter:
-    """Events for a hand-written training loop, shaped like EventCallback's (same keys, same phases)."""
+def loop_callbacks(ctx: TrainContext, phase: str, epochs: int, steps: int,
+                   model: keras.Model | None = None) -> tuple[EventCallback, keras.callbacks.CallbackList]:
+    """The run's :class:`EventCallback` in a :class:`keras.callbacks.CallbackList`, for a training loop written by
+    hand, as Keras documents for custom loops: the loop calls ``on_train_begin``, ``on_epoch_begin``,
+    ``on_train_batch_begin``/``_end`` (logs ``loss``, ``accuracy``), ``on_epoch_end`` (the epoch's metrics) and
+    ``on_train_end``, and ends a batch loop when ``callback.halted``. The callback emits the same phase / batch /
+    epoch / stopped_mid_epoch events as ``model.fit`` runs, with the same Stop, NaN guard and time left.
 
-    def __init__(self, ctx: TrainContext, phase: str, epochs: int, steps: int, batch_interval: float = 0.5) -> None:
-        self.ctx, self.phase, self.epochs, self.steps = ctx, phase, epochs, steps
-        self.batch_interval = batch_interval
-        self.epoch_times: list[float] = []
-        self._last = 0.0
-        self._epoch_start = time.time()
-        self.stopped = False
-        ctx.emit("phase", phase=phase, epochs=epochs)
-
-    def start_epoch(self) -> None:
-        self._epoch_start = time.time()
-
-    def _eta(self, batches_done: int) -> float | None:
-        left = self.ctx.total_epochs - self.ctx.epochs_done
-        if self.epoch_times:
-            per_epoch = float(np.mean(self.epoch_times))
-        elif batches_done:
-            per_epoch = (time.time() - self._epoch_start) / batches_done * self.steps
-        else:
-            return None
-        return max(0.0, per_epoch * (left - (batches_done / self.steps if self.steps else 0.0)))
-
-    def batch(self, batch: int, loss: float, accuracy: float | None = None) -> bool:
-        """Report batch ``batch`` (1-based); True when the user asked to stop (finish this batch, start no other)."""
-        if not math.isfinite(loss):
-            raise TLError("Training failed because the loss became NaN (not a number): "
-                          "lower the learning rate and try again.")
-        now = time.time()
-        if now - self._last >= self.batch_interval or batch >= self.steps:
-            self._last = now
-            # The runner's emitter also turns a Stop asked for from another process into ctx.stop here.
-            self.ctx.emit("batch", phase=self.phase, epoch=self.ctx.epochs_done + 1, batch=batch, steps=self.steps,
-                          loss=float(loss), accuracy=None if accuracy is None else float(accuracy),
-                          eta=self._eta(batch))
-        self.stopped = self.ctx.stop.is_set()
-        return self.stopped
-
-    def stopped_mid_epoch(self) -> None:
-        """Stop arrived inside an epoch: like EventCallback, a partial epoch is not reported as a data point."""
-        self.ctx.emit("stopped_mid_epoch", phase=self.phase, epoch=self.ctx.epochs_done + 1)
-
-    def epoch(self, **logs) -> None:
-        """Close one epoch: emit its metrics (floats or None) and advance the run's epoch counter."""
-        self.epoch_times.append(time.time() - self._epoch_start)
-        self.ctx.epochs_done += 1
-        clean = {k: (None if v is None else float(v)) for k, v in logs.items()}
-        self.ctx.emit("epoch", phase=self.phase, epoch=self.ctx.epochs_done, total_epochs=self.ctx.total_epochs,
-                      seconds=self.epoch_times[-1], eta=self._eta(0), **clean)
-        self.stopped = self.stopped or self.ctx.stop.is_set()
+    After the loop the caller adds ``callback.epochs_done`` to ``ctx.epochs_done``; on a NaN loss it calls
+    ``callback.nan_outcome(ctx.warn)``, which fails the run (a hand-written loop keeps no best weights).
+    """
+    ctx.emit("phase", phase=phase, epochs=epochs)
+    callback = EventCallback(ctx.emit, ctx.stop, phase=phase, epoch_offset=ctx.epochs_done,
+                             total_epochs=ctx.total_epochs, steps=steps, monitor="loss", keep_best=False)
+    return callback, keras.callbacks.CallbackList([callback], model=model, epochs=epochs, steps=steps, verbose=0)

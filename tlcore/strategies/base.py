@@ -10,11 +10,13 @@ import numpy as np
 
 from ..backbones import BackboneSpec, create_backbone, get_spec, load_custom_backbone, resolve_size
 from ..callbacks import EventCallback
+from ..calls import over_files
 from ..data import Dataset
-from ..errors import DataError, TLError
-from ..model import FreezeConfig, HeadConfig, build_model, feature_model, freeze
-from ..pipeline import AugmentConfig, augmentation, image_dataset
-from ..runs import RunConfig
+from ..errors import DataError
+from ..catalog import planned_epochs
+from ..config import FreezeConfig, RunConfig
+from ..model import build_model, feature_model, freeze
+from ..pipeline import augmentation, image_dataset
 from ..tf_env import keras, tf
 
 
@@ -32,6 +34,9 @@ class TrainResult:
 
 
 class Strategy(Protocol):
+    """A training recipe. Only ``fit`` is written by its author (``save_extra(run_dir, result)`` and
+    ``evaluate(ctx, result)`` are optional); the registry sets name, title and description from the catalog."""
+
     name: str
     title: str
     description: str
@@ -60,7 +65,7 @@ class TrainContext:
         self.classes = list(dataset.classes)
         self.spec: BackboneSpec | None = None if config.backbone_file else get_spec(config.backbone)
         self.image_size = self._image_size()
-        self.total_epochs = config.epochs
+        self.total_epochs = planned_epochs(config)      # what the catalog says the strategy plans
         self.epochs_done = 0
         self.warnings: list[str] = []
         self._feature_fns: dict[int, tuple[Any, Any]] = {}
@@ -112,9 +117,9 @@ class TrainContext:
                   replicas=int(self.distribution.num_replicas_in_sync))
         with self.distribution.scope():
             base = self.backbone(weights)
-            freeze(base, freeze_cfg or FreezeConfig(**self.config.freeze), keep_bn_frozen=not scratch)
-            aug = augmentation(AugmentConfig(**self.config.augment), seed=self.config.seed)
-            return build_model(base, self.spec, num_classes or len(self.classes), HeadConfig(**self.config.head),
+            freeze(base, freeze_cfg or self.config.freeze, keep_bn_frozen=not scratch)
+            aug = augmentation(self.config.augment, seed=self.config.seed)
+            return build_model(base, self.spec, num_classes or len(self.classes), self.config.head,
                                self.image_size, aug, bn_inference=not scratch)
 
     def compile(self, model: keras.Model, learning_rate: float, **kwargs: Any) -> None:
@@ -144,20 +149,18 @@ class TrainContext:
                     clean_pass: bool = True) -> np.ndarray:
         """Pooled features of image files: one clean pass, then ``copies`` augmented passes, in that order."""
         clean, augmented = self._feature_calls(model)
-        ds = image_dataset(paths, None, self.image_size, self.config.batch_size)
-        passes = [clean] * clean_pass + [augmented] * copies
-        steps = -(-len(paths) // self.config.batch_size) * len(passes)
-        chunks, done = [], 0
-        for call in passes:
-            for batch in ds:
-                if self.stop.is_set():
-                    raise StopRequested()
-                chunks.append(call(batch).numpy())
-                done += 1
-                self.emit("progress", phase="features", split=label, done=done, total=steps)
-        if not chunks:
-            return np.zeros((0, model.get_layer("pool").output.shape[-1]), dtype="float32")
-        return np.concatenate(chunks).astype("float32")
+
+        def check_stop() -> None:
+            if self.stop.is_set():
+                raise StopRequested()
+
+        def progress(done: int, total: int) -> None:
+            self.emit("progress", phase="features", split=label, done=done, total=total)
+
+        features = over_files(model.get_layer("pool"), paths, self.image_size, self.config.batch_size,
+                              calls=[clean] * clean_pass + [augmented] * copies, before_batch=check_stop,
+                              after_batch=progress)
+        return features.astype("float32")
 
     def arrays(self, x: Any, y: Any, *, shuffle: bool = False, batch_size: int | None = None,
                sample_weight: Any = None) -> tf.data.Dataset:
@@ -189,18 +192,12 @@ class TrainContext:
         history = model.fit(x, y, epochs=epochs, validation_data=validation_data, callbacks=cbs, verbose=0,
                             class_weight=kwargs.pop("class_weight", self.class_weight()), **kwargs)
         self.epochs_done += cb.epochs_done
-        if cb.nan_seen:
-            if cb.best_weights is None:
-                raise TLError("Training failed because the loss became NaN (not a number): "
-                              "lower the learning rate and try again.")
-            self.warn("The loss became NaN, so training stopped early and kept the best weights so far; "
-                      "a lower learning rate usually fixes this.")
+        cb.nan_outcome(self.warn)
         return history.history
 
     def train_head(self, model: keras.Model, epochs: int, phase: str = "head") -> dict:
         """Train only the head on cached features: the backbone runs once per image, not once per epoch."""
-        aug = AugmentConfig(**self.config.augment)
-        copies = aug.cache_copies if aug.enabled else 0
+        copies = self.config.augment.copies
         train_paths, val_paths = self.paths("train"), self.paths("val")
         # One clean pass over train + validation images together (one pipeline start), then augmented train copies.
         clean = self.features_of(model, train_paths + val_paths, label="train+val")

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..catalog import DomainAdaptationOptions
 from ..errors import ConfigError, DataError
+from ..evaluate import evaluate_model
 from ..tf_env import keras, tf
-from ._common import LoopReporter, as_split, frozen_trunk
+from ._common import as_split, frozen_trunk, loop_callbacks
 from .base import TrainContext, TrainResult, make_optimizer
 
 layers = keras.layers
@@ -72,7 +74,7 @@ def target_labels(ctx: TrainContext) -> np.ndarray | None:
     A label comes from the sample itself or, for an unlabelled import, from a class-named folder in its path
     (``webcam/mug/frame_001.jpg`` → "mug"). ``options["target_labels_for_scoring"]``: "auto" (default), False.
     """
-    choice = ctx.config.options.get("target_labels_for_scoring", "auto")
+    choice = DomainAdaptationOptions.parse(ctx.config.options).target_labels_for_scoring
     if ctx.target is None or choice is False or choice == "off":
         return None
     index = {c: i for i, c in enumerate(ctx.classes)}
@@ -92,9 +94,8 @@ def target_labels(ctx: TrainContext) -> np.ndarray | None:
 class _Adaptation:
     """The trainable layers on cached features: adapter, label head, and (GRL →) domain discriminator."""
 
-    def __init__(self, feature_size: int, num_classes: int, opts: dict, dropout: float) -> None:
-        units = int(opts.get("adapter_units", 256))
-        d_units = int(opts.get("discriminator_units", 256))
+    def __init__(self, feature_size: int, num_classes: int, opts: DomainAdaptationOptions) -> None:
+        units, d_units, dropout = opts.adapter_units, opts.discriminator_units, opts.dropout
         self.adapter = layers.Dense(units, activation="relu", name="adapter")
         self.dropout = layers.Dropout(dropout, name="adapter_dropout") if dropout > 0 else None
         self.classifier = layers.Dense(num_classes, activation="softmax", name="predictions")
@@ -115,56 +116,37 @@ class _Adaptation:
 
 
 class DomainAdaptation:
-    name = "domain_adaptation"
-    title = "Domain adaptation (DANN)"
-    description = (
-        "For when your photos (the target) look different from the labelled ones (the source): studio shots vs "
-        "phone photos, day vs night. Besides the labelled source images it uses unlabelled target images: a "
-        "domain discriminator tries to tell the two apart while the features learn to fool it, so the classifier "
-        "trained on the source transfers to the target. A source-only model is trained alongside for comparison."
-    )
-
     def fit(self, ctx: TrainContext) -> TrainResult:
         if ctx.target is None or not ctx.target.samples:
             raise ConfigError("Domain adaptation needs unlabelled target images: choose the target data "
                               "(target_data) as well as the labelled source data.")
-        opts = ctx.config.options
-        if str(opts.get("optimizer", "sgd")) not in ("sgd", "adam", "rmsprop"):
-            raise ConfigError("options['optimizer'] for domain adaptation must be sgd, adam or rmsprop.")
-        if not 0 <= float(opts.get("dropout", 0.5)) < 1:
-            raise ConfigError("options['dropout'] for domain adaptation must be from 0 to below 1.")
+        opts = DomainAdaptationOptions.parse(ctx.config.options)     # its checks name a bad value's fix
         trunk = frozen_trunk(ctx)
         xs, ys = self._source(ctx, trunk)
         xt = ctx.extract_features(trunk, "train", dataset=as_split(ctx.target))
         yt = target_labels(ctx)
         val = (ctx.extract_features(trunk, "val"), ctx.labels("val")) if ctx.dataset.split("val") else None
-        dropout = float(opts.get("dropout", 0.5))
         summary: dict = {"target_images": int(len(xt)), "target_labelled": int((yt >= 0).sum()) if yt is not None else 0}
-        if opts.get("baseline", True):
+        if opts.baseline:
             ctx.emit("phase", phase="baseline", message="Training the source-only baseline on the same features")
-            base = _Adaptation(xs.shape[1], len(ctx.classes), opts, dropout)
+            base = _Adaptation(xs.shape[1], len(ctx.classes), opts)
             stats = train_dann(ctx, base, xs, ys, xt, yt, val, adversarial=False)
             summary["source_only"] = stats
             ctx.emit("baseline", **{k: v for k, v in stats.items() if v is not None})
-        dann = _Adaptation(xs.shape[1], len(ctx.classes), opts, dropout)
+        dann = _Adaptation(xs.shape[1], len(ctx.classes), opts)
         summary["dann"] = train_dann(ctx, dann, xs, ys, xt, yt, val, adversarial=True, reporter=True)
         model = keras.Model(trunk.inputs, dann.head(trunk.outputs[0]), name="classifier")
         return TrainResult(model, ctx.classes, extra={"domain_adaptation": summary})
 
     @staticmethod
     def _source(ctx: TrainContext, trunk: keras.Model) -> tuple[np.ndarray, np.ndarray]:
-        from ..pipeline import AugmentConfig
-
         if not ctx.dataset.split("train"):
             raise DataError("There are no training images: add images or lower the validation/test split.")
-        aug = AugmentConfig(**ctx.config.augment)
-        copies = aug.cache_copies if aug.enabled else 0
+        copies = ctx.config.augment.copies
         return ctx.extract_features(trunk, "train", copies=copies), np.tile(ctx.labels("train"), copies + 1)
 
     def evaluate(self, ctx: TrainContext, result: TrainResult) -> dict:
         """Source test split as usual, plus the target images (when their labels are known) and the baseline."""
-        from ..evaluate import evaluate_model
-
         kw = dict(batch_size=ctx.config.batch_size)
         evaluation = evaluate_model(result.model, ctx.dataset, result.classes, ctx.image_size, **kw)
         summary = result.extra.get("domain_adaptation", {})
@@ -192,23 +174,21 @@ def train_dann(ctx: TrainContext, net: _Adaptation, xs: np.ndarray, ys: np.ndarr
     Each step takes a source batch and an equally large target batch. As in the paper: SGD with momentum 0.9
     (``options["optimizer"]``, default "sgd"; Adam lets the discriminator win), μ0 = ``options["learning_rate"]``
     (default 0.01) annealed as μ_p = μ0 / (1 + 10 p)^0.75. Returns the final metrics; only the DANN run
-    (``reporter``) emits epoch events.
+    (``reporter``) has the run's EventCallback (events, NaN guard); the baseline only honours Stop.
     """
-    cfg, opts = ctx.config, ctx.config.options
+    cfg, opts = ctx.config, DomainAdaptationOptions.parse(ctx.config.options)
     epochs = cfg.epochs
-    base_lr = float(opts.get("learning_rate", 0.01))
+    base_lr = opts.learning_rate
     batch = max(1, min(cfg.batch_size, len(xs)))
     steps = -(-len(xs) // batch)
     total = max(1, epochs * steps)
-    lam_max = float(opts.get("lambda_max", 1.0))
-    anneal = bool(opts.get("lr_annealing", True))
-    d_mult = float(opts.get("discriminator_lr_multiplier", 1.0))
+    lam_max, anneal, d_mult = opts.lambda_max, opts.lr_annealing, opts.discriminator_lr_multiplier
     model = net.train_model
     d_vars = net.discriminator.trainable_variables
     d_ids = {id(v) for v in d_vars}
     f_vars = [v for v in model.trainable_variables if id(v) not in d_ids]
-    optimizer = make_optimizer(str(opts.get("optimizer", "sgd")), base_lr)
-    d_optimizer = make_optimizer(str(opts.get("optimizer", "sgd")), base_lr * d_mult)
+    optimizer = make_optimizer(opts.optimizer, base_lr)
+    d_optimizer = make_optimizer(opts.optimizer, base_lr * d_mult)
     optimizer.build(f_vars)        # slots exist before tracing: one trace, not two
     d_optimizer.build(d_vars)
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -239,15 +219,19 @@ def train_dann(ctx: TrainContext, net: _Adaptation, xs: np.ndarray, ys: np.ndarr
     infer = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     rng = np.random.default_rng(cfg.seed)
     xt_order = np.zeros(0, dtype="int64")
-    log = LoopReporter(ctx, "adapt", epochs, steps) if reporter else None
+    if reporter:
+        callback, callbacks = loop_callbacks(ctx, "adapt", epochs, steps, model)
+    else:
+        callback, callbacks = None, keras.callbacks.CallbackList([], model=model, epochs=epochs, steps=steps)
     done, stats = 0, {}
-    for _ in range(epochs):
-        if log:
-            log.start_epoch()
+    callbacks.on_train_begin()
+    for epoch in range(epochs):
+        callbacks.on_epoch_begin(epoch)
         order = rng.permutation(len(xs))
         sums = np.zeros(4)
         n = 0
         for b in range(steps):
+            callbacks.on_train_batch_begin(b)
             progress = done / total
             lam = grl_lambda(progress, scale=lam_max) if adversarial else 0.0
             lr = base_lr / (1.0 + 10.0 * progress) ** 0.75 if anneal else base_lr
@@ -259,17 +243,19 @@ def train_dann(ctx: TrainContext, net: _Adaptation, xs: np.ndarray, ys: np.ndarr
             sums += values
             n += 1
             done += 1
-            stop = log.batch(b + 1, values[0] + values[1], values[2]) if log else ctx.stop.is_set()
-            if stop:
+            callbacks.on_train_batch_end(b, {"loss": float(values[0] + values[1]), "accuracy": float(values[2])})
+            if callback.halted if callback else ctx.stop.is_set():
                 break
+        if callback:
+            callback.nan_outcome(ctx.warn)
         stats = _epoch_metrics(infer, sums / max(n, 1), xs, xt, yt, val, grl_lambda(done / total, scale=lam_max)
                                if adversarial else 0.0)
-        if log and n < steps:
-            log.stopped_mid_epoch()
-        elif log:
-            log.epoch(**stats)
+        callbacks.on_epoch_end(epoch, stats)   # the epoch event, or stopped_mid_epoch after a Stop inside it
         if ctx.stop.is_set():
             break
+    callbacks.on_train_end()
+    if callback:
+        ctx.epochs_done += callback.epochs_done
     return stats
 
 

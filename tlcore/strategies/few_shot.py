@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..artifacts import save_model
+from ..calls import batched_call, prepare_images
+from ..catalog import FewShotOptions
 from ..errors import ConfigError, DataError, RunError
+from ..evaluate import evaluate_model
+from ..predict import load_run_model, model_image_size
 from ..runs import atomic_write
 from ..tf_env import keras, tf
-from ._common import LoopReporter, frozen_trunk, unit
+from ._common import frozen_trunk, loop_callbacks, unit
 from .base import TrainContext, TrainResult, make_optimizer
 
 layers = keras.layers
@@ -81,41 +85,32 @@ def prototype_head(pooled, prototypes: np.ndarray, temperature: float, projectio
 
 
 class FewShot:
-    name = "few_shot"
-    title = "Few-shot (prototypes)"
-    description = (
-        "For classes with only a handful of photos. Each class is summarised by the average of its images' "
-        "embeddings (a prototype), and a new image gets the class whose prototype it most resembles. Nothing "
-        "needs training unless you ask for a learned projection, and a new class can be added later from one to "
-        "five photos without retraining."
-    )
-
     def fit(self, ctx: TrainContext) -> TrainResult:
-        opts = ctx.config.options
+        opts = FewShotOptions.parse(ctx.config.options)     # checks the temperature too
         if not ctx.dataset.split("train"):
             raise DataError("There are no training images: add images or lower the validation/test split.")
         trunk = frozen_trunk(ctx)
         feats = {s: ctx.extract_features(trunk, s) for s in SPLITS if ctx.dataset.split(s)}
         labels = {s: ctx.labels(s) for s in feats}
         projection = None
-        if opts.get("projection"):
+        if opts.projection:              # without one the catalog plans 1 epoch: the prototypes themselves
             projection = train_projection(ctx, feats, labels)
-        else:
-            ctx.total_epochs = 1
         centre = None
-        if opts.get("centre", True):   # SimpleShot's CL2N: subtract the training mean before normalising
+        if opts.centre:   # SimpleShot's CL2N: subtract the training mean before normalising
             centre = project(feats["train"], projection).mean(0)
         emb = {s: embed(x, projection, centre) for s, x in feats.items()}
         means, counts = class_means(emb["train"], labels["train"], len(ctx.classes))
         empty = [c for c, n in zip(ctx.classes, counts) if n == 0]
         if empty:
             raise DataError(f"The class(es) {', '.join(map(repr, empty))} have no training images; add at least one.")
-        temperature = float(opts.get("temperature", 0.1))
-        if not 0 < temperature <= 10:
-            raise ConfigError("The few-shot temperature must be above 0 and at most 10 (0.1 is typical).")
-        if projection is None:
-            log = LoopReporter(ctx, "prototypes", 1, 1)
-            log.epoch(**_proto_metrics(emb, labels, means, temperature))
+        temperature = opts.temperature
+        if projection is None:   # one "epoch" computed in one go: the prototypes and their metrics
+            callback, callbacks = loop_callbacks(ctx, "prototypes", 1, 1)
+            callbacks.on_train_begin()
+            callbacks.on_epoch_begin(0)
+            callbacks.on_epoch_end(0, _proto_metrics(emb, labels, means, temperature))
+            callbacks.on_train_end()
+            ctx.epochs_done += callback.epochs_done
         model = keras.Model(trunk.inputs, prototype_head(trunk.outputs[0], means, temperature, projection, centre),
                             name="prototype_classifier")
         return TrainResult(model, ctx.classes, extra={
@@ -126,18 +121,14 @@ class FewShot:
         save_prototypes(run_dir, result.classes, result.extra["means"], result.extra["counts"],
                         result.extra["temperature"])
         embedding = keras.Model(result.model.inputs, result.model.get_layer("l2norm").output, name="embedding")
-        tmp = run_dir / ".embedding.partial.keras"
-        embedding.save(tmp)
-        os.replace(tmp, run_dir / "embedding.keras")
+        save_model(embedding, run_dir / "embedding.keras")
 
     def evaluate(self, ctx: TrainContext, result: TrainResult) -> dict:
         """The test split as for any classifier, plus N-way K-shot episodes (1 and 5 shots)."""
-        from ..evaluate import evaluate_model
-
         evaluation = evaluate_model(result.model, ctx.dataset, result.classes, ctx.image_size,
                                     batch_size=ctx.config.batch_size)
         evaluation["few_shot"] = few_shot_report(result.extra["embeddings"], result.extra["labels"],
-                                                 ctx.config.options, projected=bool(ctx.config.options.get("projection")))
+                                                 FewShotOptions.parse(ctx.config.options))
         return evaluation
 
 
@@ -168,14 +159,13 @@ def _proto_metrics(emb: dict, labels: dict, means: np.ndarray, temperature: floa
     return out
 
 
-def few_shot_report(emb: dict, labels: dict, opts: dict, projected: bool = False) -> dict:
+def few_shot_report(emb: dict, labels: dict, opts: FewShotOptions) -> dict:
     """5-way 1-shot and 5-way 5-shot accuracy (mean ± CI95) on held-out images (val + test) when they suffice.
 
     Without a learned projection nothing was fitted to any image, so when the held-out images are too few
     every image may be used; with a projection only held-out images count.
     """
-    n_query = int(opts.get("n_query", 15))
-    count = int(opts.get("eval_episodes", 600))
+    n_query, count, projected = opts.n_query, opts.eval_episodes, opts.projection
     held = [s for s in ("val", "test") if s in emb and len(emb[s])]
     pools = {"held-out (val + test)": (np.concatenate([emb[s] for s in held]) if held else np.zeros((0, 1)),
                                        np.concatenate([labels[s] for s in held]) if held else np.zeros(0, int))}
@@ -202,17 +192,17 @@ def few_shot_report(emb: dict, labels: dict, opts: dict, projected: bool = False
 
 def train_projection(ctx: TrainContext, feats: dict, labels: dict) -> layers.Layer:
     """A linear projection trained episodically (prototypical networks) on cached training features."""
-    opts, cfg = ctx.config.options, ctx.config
+    opts, cfg = FewShotOptions.parse(ctx.config.options), ctx.config
     x, y = feats["train"], labels["train"]
     counts = np.bincount(y, minlength=len(ctx.classes))
-    n_way = min(int(opts.get("n_way", 5)), len(ctx.classes))
-    k = max(1, min(int(opts.get("train_shots", 5)), int(counts.min()) - 1))
-    q = max(1, min(int(opts.get("n_query", 5)), int(counts.min()) - k))
+    n_way = min(opts.n_way, len(ctx.classes))
+    k = max(1, min(opts.train_shots, int(counts.min()) - 1))
+    q = max(1, min(opts.n_query, int(counts.min()) - k))
     if counts.min() < 2:
         raise DataError("A learned projection needs at least 2 training images per class; add images or turn "
                         "the projection off.")
-    temperature = float(opts.get("temperature", 0.1))
-    projection = layers.Dense(int(opts.get("projection_units", 128)), name="projection")
+    temperature = opts.temperature
+    projection = layers.Dense(opts.projection_units, name="projection")
     net = keras.Sequential([keras.Input((x.shape[1],)), projection])
     optimizer = make_optimizer(cfg.optimizer, cfg.learning_rate)
 
@@ -230,13 +220,15 @@ def train_projection(ctx: TrainContext, feats: dict, labels: dict) -> layers.Lay
 
     rng = np.random.default_rng(cfg.seed)
     pools = [np.flatnonzero(y == c) for c in range(len(ctx.classes))]
-    steps = int(opts.get("episodes_per_epoch", 50))
-    log = LoopReporter(ctx, "episodes", cfg.epochs, steps)
+    steps = opts.episodes_per_epoch
+    callback, callbacks = loop_callbacks(ctx, "episodes", cfg.epochs, steps, net)
     truth = np.repeat(np.arange(n_way, dtype="int32"), q)
-    for _ in range(cfg.epochs):
-        log.start_epoch()
+    callbacks.on_train_begin()
+    for epoch in range(cfg.epochs):
+        callbacks.on_epoch_begin(epoch)
         losses, accs = [], []
         for b in range(steps):
+            callbacks.on_train_batch_begin(b)
             chosen = rng.choice(len(pools), n_way, replace=False)
             picks = [rng.choice(pools[c], k + q, replace=False) for c in chosen]
             support = np.concatenate([p[:k] for p in picks])
@@ -244,19 +236,23 @@ def train_projection(ctx: TrainContext, feats: dict, labels: dict) -> layers.Lay
             loss, acc = step(x[support], x[query], truth)
             losses.append(float(loss))
             accs.append(float(acc))
-            if log.batch(b + 1, losses[-1], accs[-1]):
+            callbacks.on_train_batch_end(b, {"loss": losses[-1], "accuracy": accs[-1]})
+            if callback.halted:
                 break
-        if len(losses) < steps:
-            log.stopped_mid_epoch()
+        callback.nan_outcome(ctx.warn)
+        logs = {}
+        if len(losses) == steps:   # after a Stop inside the epoch the callback reports stopped_mid_epoch instead
+            centre = project(x, projection).mean(0) if opts.centre else None
+            emb = {s: embed(f, projection, centre) for s, f in feats.items() if s in ("train", "val")}
+            means, _ = class_means(emb["train"], y, len(ctx.classes))
+            metrics = _proto_metrics(emb, labels, means, temperature)
+            logs = {"loss": float(np.mean(losses)), "accuracy": float(np.mean(accs)),
+                    **{k_: v for k_, v in metrics.items() if k_.startswith("val_")}}
+        callbacks.on_epoch_end(epoch, logs)
+        if callback.halted:
             break
-        centre = project(x, projection).mean(0) if opts.get("centre", True) else None
-        emb = {s: embed(f, projection, centre) for s, f in feats.items() if s in ("train", "val")}
-        means, _ = class_means(emb["train"], y, len(ctx.classes))
-        metrics = _proto_metrics(emb, labels, means, temperature)
-        log.epoch(loss=float(np.mean(losses)), accuracy=float(np.mean(accs)),
-                  **{k_: v for k_, v in metrics.items() if k_.startswith("val_")})
-        if log.stopped:
-            break
+    callbacks.on_train_end()
+    ctx.epochs_done += callback.epochs_done
     return projection
 
 
@@ -286,9 +282,6 @@ def add_class(run_dir: str | Path, name: str, images: Sequence[Any]) -> list[str
     ``model.keras`` (one more output) and ``labels.json``; returns the new class list. The run's
     evaluation.json and earlier exports describe the old classes until they are made again.
     """
-    from ..pipeline import prepare_arrays
-    from ..predict import _name_of, batched_call, load_run_model, model_image_size, to_rgb_array
-
     run_dir = Path(run_dir)
     name = str(name).strip()
     if not name:
@@ -303,9 +296,7 @@ def add_class(run_dir: str | Path, name: str, images: Sequence[Any]) -> list[str
     except ValueError:
         raise RunError("This run's model.keras is not a few-shot prototype model: train it with few_shot.") from None
     embedder = keras.Model(model.inputs, l2norm.output)
-    batch = prepare_arrays([to_rgb_array(img, _name_of(img, i)) for i, img in enumerate(items)],
-                           model_image_size(model))
-    new = unit(batched_call(embedder, batch))
+    new = unit(batched_call(embedder, prepare_images(items, model_image_size(model))))
     classes, means, counts = state["classes"], state["means"].copy(), state["counts"].copy()
     if name in classes:
         i = classes.index(name)
@@ -317,9 +308,7 @@ def add_class(run_dir: str | Path, name: str, images: Sequence[Any]) -> list[str
         counts = np.concatenate([counts, [len(new)]])
     out = prototype_head_on(l2norm.output, means, state["temperature"])
     rebuilt = keras.Model(model.inputs, out, name=model.name)
-    tmp = run_dir / ".model.partial.keras"
-    rebuilt.save(tmp)
-    os.replace(tmp, run_dir / "model.keras")
+    save_model(rebuilt, run_dir / "model.keras")
     atomic_write(run_dir / "labels.json", json.dumps(classes, ensure_ascii=False))
     save_prototypes(run_dir, classes, means, counts, state["temperature"])
     return classes

@@ -12,7 +12,6 @@ itself whenever it is a valid Keras name). ``labels.json`` holds the main task's
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +20,13 @@ import numpy as np
 from ..data import Dataset, Sample
 from ..errors import ConfigError, DataError
 from ..model import HeadConfig, build_head
-from ..pipeline import AugmentConfig
+from ..catalog import MultiTaskOptions
+from ..predict import Predictor
 from ..runs import atomic_write
+from ..tasks import evaluate_tasks, load_tasks, output_keys, sample_label
 from ..tf_env import keras
 from ._common import frozen_trunk
 from .base import TrainContext, TrainResult
-
-MAX_MISCLASSIFIED = 200
-
-
-def output_keys(tasks: list[str]) -> dict[str, str]:
-    """Task name → model output key: the name with characters Keras refuses replaced by '_', made unique."""
-    keys: dict[str, str] = {}
-    used: set[str] = set()
-    for task in tasks:
-        key = re.sub(r"[^A-Za-z0-9_.-]", "_", str(task).strip()) or "task"
-        base, n = key, 2
-        while key in used:
-            key, n = f"{base}_{n}", n + 1
-        used.add(key)
-        keys[task] = key
-    return keys
 
 
 def primary_task(config_columns: list[str], dataset: Dataset) -> str:
@@ -67,10 +52,6 @@ def task_map(ctx: TrainContext) -> dict[str, list[str]]:
         raise ConfigError("Multi-task learning needs a CSV with at least two label columns (for example "
                           "'species' and 'colour'): add the columns, and name them in label_columns.")
     return tasks
-
-
-def sample_label(sample: Sample, task: str, primary: str) -> str | None:
-    return sample.label if task == primary else sample.labels.get(task)
 
 
 def task_targets(samples: list[Sample], tasks: dict[str, list[str]], primary: str
@@ -120,21 +101,11 @@ def compile_heads(ctx: TrainContext, model: keras.Model, weights: dict[str, floa
 
 
 class MultiTask:
-    name = "multitask"
-    title = "Multi-task learning"
-    description = (
-        "Learns several labels of each image at once, such as species and colour, from a CSV with one column "
-        "per label. One shared backbone feeds one small head per label, so a prediction answers every question. "
-        "A row may leave a label empty: it still teaches the other labels. Loss weights set how much each label "
-        "counts."
-    )
-
     def fit(self, ctx: TrainContext) -> TrainResult:
         tasks = task_map(ctx)
         primary = next(iter(tasks))
         trunk = frozen_trunk(ctx)
-        aug = AugmentConfig(**ctx.config.augment)
-        copies = aug.cache_copies if aug.enabled else 0
+        copies = ctx.config.augment.copies
         if not ctx.dataset.split("train"):
             raise DataError("There are no training images: add images or lower the validation/test split.")
         x = ctx.extract_features(trunk, "train", copies=copies)
@@ -144,8 +115,8 @@ class MultiTask:
         if ctx.dataset.split("val"):
             yv, wv = task_targets(ctx.dataset.split("val"), tasks, primary)
             val = (ctx.extract_features(trunk, "val"), yv, wv)
-        heads, head_model = build_heads(tasks, x.shape[1], HeadConfig(**ctx.config.head))
-        compile_heads(ctx, head_model, loss_weights(tasks, ctx.config.options.get("loss_weights")))
+        heads, head_model = build_heads(tasks, x.shape[1], ctx.config.head)
+        compile_heads(ctx, head_model, loss_weights(tasks, MultiTaskOptions.parse(ctx.config.options).loss_weights))
         batch = min(ctx.config.batch_size, max(1, len(x)))
         ctx.fit(head_model, x, y, sample_weight=w, epochs=ctx.config.epochs, phase="heads", validation_data=val,
                 batch_size=batch, shuffle=True, steps=-(-len(x) // batch), class_weight=None)
@@ -162,82 +133,7 @@ class MultiTask:
                               ctx.config.batch_size)
 
 
-def evaluate_tasks(model: keras.Model, samples: list[Sample], tasks: dict[str, list[str]], image_size: int,
-                   batch_size: int = 32, top_k: int = 3, split: str = "test") -> dict:
-    """The evaluation of a multi-task model: the main task's report at the top level (the same keys as any
-    run's evaluation, so every page reads it alike), every task's report under ``tasks``, their accuracies."""
-    primary = next(iter(tasks))
-    probs = predict_outputs(model, [s.path for s in samples], image_size, batch_size) if samples else {}
-    keys = output_keys(list(tasks))
-    reports = {}
-    for task, classes in tasks.items():
-        labels = [sample_label(s, task, primary) for s in samples]
-        reports[task] = task_report(samples, labels, probs.get(keys[task]), classes, top_k)
-    measured = {t: r["accuracy"] for t, r in reports.items() if r.get("accuracy") is not None}
-    return {**reports[primary], "split": split, "task": primary, "tasks": reports, "task_accuracy": measured,
-            "mean_task_accuracy": float(np.mean(list(measured.values()))) if measured else None}
-
-
-def predict_outputs(model: keras.Model, paths: list[str], image_size: int, batch_size: int = 32) -> dict[str, np.ndarray]:
-    """{output key: probabilities (N, classes)} for image files, through the training input pipeline."""
-    from ..pipeline import image_dataset
-    from ..tf_env import tf
-
-    call = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    chunks: dict[str, list[np.ndarray]] = {}
-    for batch in image_dataset(paths, None, image_size, batch_size):
-        for key, value in call(batch).items():
-            chunks.setdefault(key, []).append(value.numpy())
-    return {k: np.concatenate(v) for k, v in chunks.items()}
-
-
-def task_report(samples: list[Sample], labels: list[str | None], probs: np.ndarray | None, classes: list[str],
-                top_k: int = 3) -> dict:
-    """evaluate_model's keys for one task, over the samples that have a label for it."""
-    from ..evaluate import score
-
-    keep = [i for i, label in enumerate(labels) if label is not None and label in classes]
-    report: dict[str, Any] = {"n": len(keep), "classes": list(classes), "missing": len(labels) - len(keep)}
-    if not keep or probs is None:
-        report.update(accuracy=None, per_class=[], confusion_matrix=[], misclassified=[],
-                      note="No test image has this label, so it was not measured.")
-        return report
-    index = {c: i for i, c in enumerate(classes)}
-    report.update(score([samples[i] for i in keep], np.array([index[labels[i]] for i in keep]), probs[keep],
-                        classes, top_k))
-    report["misclassified"] = report["misclassified"][:MAX_MISCLASSIFIED]
-    return report
-
-
-def load_tasks(run_dir: str | Path) -> dict[str, list[str]]:
-    """A multi-task run's {task: classes} (``tasks.json``)."""
-    path = Path(run_dir) / "tasks.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is missing or damaged: this is not a finished multi-task run.") from exc
-
-
 def predict_tasks(run_dir: str | Path, images: Any, top_k: int = 3) -> list[dict[str, list[tuple[str, float]]]]:
     """Every task's answer for each image: [{task: [(class, probability), ...] most likely first}, ...]."""
-    from ..pipeline import prepare_arrays
-    from ..predict import _as_list, _name_of, load_run_model, model_image_size, to_rgb_array
-    from ..tf_env import tf
-
-    tasks = load_tasks(run_dir)
-    model = load_run_model(run_dir)
-    items = _as_list(images)
-    batch = prepare_arrays([to_rgb_array(img, _name_of(img, i)) for i, img in enumerate(items)],
-                           model_image_size(model))
-    chunks = [model(tf.convert_to_tensor(batch[i:i + 32]), training=False) for i in range(0, len(batch), 32)]
-    out = {k: np.concatenate([c[k].numpy() for c in chunks]) for k in (chunks[0] if chunks else {})}
-    keys = output_keys(list(tasks))
-    answers = []
-    for row in range(len(batch)):
-        answer = {}
-        for task, classes in tasks.items():
-            p = out[keys[task]][row]
-            order = np.argsort(-p, kind="stable")[:max(1, min(int(top_k), len(classes)))]
-            answer[task] = [(classes[j], float(p[j])) for j in order]
-        answers.append(answer)
-    return answers
+    load_tasks(run_dir)   # DataError when this is not a finished multi-task run
+    return Predictor.from_run(run_dir).predict_tasks(images, top_k)

@@ -1,4 +1,5 @@
-"""Training from scratch: random weights, everything trainable. The baseline that shows what transfer buys."""
+"""Training from scratch: random weights, everything trainable. The baseline that shows what transfer buys
+(catalog: ``scratch``)."""
 from __future__ import annotations
 
 from ..model import FreezeConfig
@@ -6,14 +7,6 @@ from .base import TrainContext, TrainResult
 
 
 class Scratch:
-    name = "scratch"
-    title = "Training from scratch"
-    description = (
-        "The same network starts from random weights and every layer learns from your images alone. With a few "
-        "hundred photos it usually does much worse than transfer: run it beside another strategy to see what "
-        "the pretrained knowledge is worth."
-    )
-
     def fit(self, ctx: TrainContext) -> TrainResult:
         model = ctx.build(weights="none", freeze_cfg=FreezeConfig(mode="none"), scratch=True)
         ctx.compile(model, ctx.config.learning_rate)
