@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from helpers import png_bytes
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -35,6 +36,7 @@ SETTLED_JS = """() => {
     return !!app && app.getAttribute('data-test-script-state') === 'notRunning'
         && !document.querySelector('[data-testid="stSkeleton"], [data-testid="stAppSkeleton"], [data-stale="true"]');
 }"""
+RUNNING_JS = """() => document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state') === 'running'"""
 IMAGES_LOADED_JS = """(selector) => {
     const imgs = Array.from(document.querySelectorAll(selector));
     return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
@@ -226,6 +228,14 @@ def set_number(page, key: str, value: int) -> None:
     page.wait_for_function(
         "([sel, v]) => { const e = document.querySelector(sel); return e && e.value === v; }",
         arg=[f".st-key-{key} input", str(value)])
+    settle(page)
+    # Leave the field, as a person does before the next click. Its blur asks for one more script run; a click that
+    # itself blurs the field can lose its mouseup to that run's redraw (seen with Start after the epochs field).
+    field.blur()
+    try:
+        page.wait_for_function(RUNNING_JS, timeout=2_000)
+    except PlaywrightTimeoutError:
+        pass                              # the blur changed nothing, so no run started
     settle(page)
 
 
