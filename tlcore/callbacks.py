@@ -94,7 +94,10 @@ class EventCallback(keras.callbacks.Callback):
         if not math.isfinite(loss):
             self.nan_seen = True
             self._halt()
-        self._epoch_batches += 1
+        # ``batch`` is the last batch of this call: with steps_per_execution > 1 one call runs several batches
+        done = batch + 1 if self.steps is None else min(batch + 1, self.steps)
+        ran = max(1, done - self._epoch_batches)
+        self._epoch_batches += ran
         now = time.time()
         if self._batch_start is not None:
             seconds = now - self._batch_start
@@ -102,13 +105,13 @@ class EventCallback(keras.callbacks.Callback):
             if self._first_batch:
                 self._first_batch = False
             else:
-                self._rate = smooth_rate(self._rate, seconds)
-                self._samples += 1
-        last = self.steps is not None and batch + 1 >= self.steps
+                self._rate = smooth_rate(self._rate, seconds / ran)
+                self._samples += ran
+        last = self.steps is not None and done >= self.steps
         if now - self._last_emit >= self.batch_interval or last:
             self._last_emit = now
-            self.emit("batch", phase=self.phase, epoch=self.epoch_offset + self._epoch_index(), batch=batch + 1,
-                      steps=self.steps, loss=loss, accuracy=_f(logs.get("accuracy")), eta=self._eta(batch + 1),
+            self.emit("batch", phase=self.phase, epoch=self.epoch_offset + self._epoch_index(), batch=done,
+                      steps=self.steps, loss=loss, accuracy=_f(logs.get("accuracy")), eta=self._eta(done),
                       eta_scope=self.eta_scope)
         self._check_stop()   # after the event: the runner's emitter turns a Stop from another process into ``stop``
 

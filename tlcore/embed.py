@@ -9,6 +9,7 @@ import numpy as np
 from .artifacts import load_labels, load_run_config
 from .calls import over_files
 from .errors import ConfigError
+from .feature_store import FeatureStore, model_fingerprint, model_key, store_for_run
 from .model import feature_model, hidden_model
 from .predict import load_run_model, model_image_size
 from .run_data import run_dataset
@@ -30,9 +31,19 @@ def stage_model(model: keras.Model, stage: str = "before") -> keras.Model:
 
 
 def features_of(model: keras.Model, paths: Sequence[str], image_size: int, batch_size: int = 32,
-                stage: str = "before") -> np.ndarray:
-    """Features of image files: pooled backbone features (the head's input), or the trained hidden layer's."""
-    return over_files(stage_model(model, stage), paths, image_size, batch_size)
+                stage: str = "before", store: FeatureStore | None = None) -> np.ndarray:
+    """Features of image files: pooled backbone features (the head's input), or the trained hidden layer's.
+
+    The backbone's features come from the shared feature store (``store``, default the workspace's) when it holds
+    them, as training stored them; only the misses are computed."""
+    fm = stage_model(model, stage)
+    if stage != "before":
+        return over_files(fm, paths, image_size, batch_size)
+    store = store or FeatureStore()
+    key = model_key(model_fingerprint(fm), image_size=image_size, boundary="pool")
+    found = store.per_image(key, list(paths), lambda files: over_files(fm, files, image_size, batch_size),
+                            shape=tuple(fm.output.shape[1:]))
+    return found.array
 
 
 def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
@@ -60,7 +71,7 @@ def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
 
 def embedding_map(model: keras.Model, datasets: Any, classes: Sequence[str] | None, image_size: int, *,
                   method: str = "pca", max_points: int = 500, seed: int = 0, split: str | None = None,
-                  batch_size: int = 32, stage: str = "before") -> list[dict]:
+                  batch_size: int = 32, stage: str = "before", store: FeatureStore | None = None) -> list[dict]:
     """Points {x, y, label, domain, name, split} for the images of one Dataset or of [(domain, Dataset), ...].
 
     Each domain gets an equal share of ``max_points`` (a seeded random subset when it has more images);
@@ -82,7 +93,7 @@ def embedding_map(model: keras.Model, datasets: Any, classes: Sequence[str] | No
         chosen += [(str(domain), s) for s in samples]
     if not chosen:
         return []
-    xy = project(features_of(model, [s.path for _, s in chosen], image_size, batch_size, stage), method, seed)
+    xy = project(features_of(model, [s.path for _, s in chosen], image_size, batch_size, stage, store), method, seed)
     return [{"x": float(p[0]), "y": float(p[1]), "label": s.label, "domain": domain, "name": s.name, "split": s.split}
             for (domain, s), p in zip(chosen, xy)]
 
@@ -96,4 +107,5 @@ def run_embedding_map(run_dir: str | Path, *, method: str = "pca", split: str | 
     target = run_dataset(run_dir, target=True) if config.target_data else None
     pairs = [("source", source)] + ([("target", target)] if target is not None else [])
     return embedding_map(model, pairs, load_labels(run_dir), model_image_size(model, config), method=method,
-                         max_points=max_points, seed=seed, split=split, batch_size=config.batch_size, stage=stage)
+                         max_points=max_points, seed=seed, split=split, batch_size=config.batch_size, stage=stage,
+                         store=store_for_run(run_dir))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import settings
 from .errors import TLError
+from .feature_store import FeatureStore
 from .runs import RunStore
 from .dataset_store import dataset_ids, datasets_dir, datasets_in_use, remove_dataset, unused_datasets
 from .owners import workspace_path
@@ -66,7 +67,8 @@ def sweep_leftovers(before: float, *, workspace=None) -> dict:
 # ------------------------------------------------------------------------------------------------ retention
 def cleanup(days: int | None = None, *, workspace=None, now: float | None = None) -> dict:
     """Delete what nobody used for ``days`` (default ``settings.RETENTION_DAYS``; 0 or less keeps everything):
-    unshared datasets not used by a waiting or training run, finished unshared runs, drafts and uploads.
+    unshared datasets not used by a waiting or training run, finished unshared runs, drafts and uploads, and the
+    feature store's entries no run read in that time (the store is also bounded by ``TLS_FEATURE_CACHE_GB``).
     Returns the counts deleted."""
     days = settings.RETENTION_DAYS if days is None else days
     counts = {"datasets": 0, "runs": 0, "drafts": 0, "uploads": 0}
@@ -102,4 +104,5 @@ def cleanup(days: int | None = None, *, workspace=None, now: float | None = None
                     counts[key] += 1
             except OSError:
                 continue
+    counts["features"] = FeatureStore(ws / "features").cleanup(cutoff)
     return counts

@@ -144,27 +144,34 @@ def _open(data: bytes, name: str, draft_side: int | None = None) -> tuple[Image.
             raise _bomb_error(name, width, height)
         if width < 1 or height < 1:
             raise ImageError(name, "the image has no pixels", _FIX_AGAIN)
-        tile = img.tile[0] if img.tile else None
-        args = tile.args if tile is not None else None
-        rawmode = args[0] if isinstance(args, tuple) and args else args
-        try:
-            orientation = img.getexif().get(_ORIENTATION, 1)
-        except Exception:  # noqa: BLE001 - damaged EXIF: ignore it, like browsers do
-            orientation = 1
-        facts = {
-            "format": img.format or "", "rawmode": rawmode, "orientation": orientation,
-            "animated": bool(getattr(img, "is_animated", False)), "width": width, "height": height,
-            "compression": img.info.get("compression", 0),
-        }
+        facts = _facts(img, data)
         if draft_side and img.format in {"JPEG", "MPO"} and max(width, height) > 2 * draft_side:
             img.draft(None, (draft_side, draft_side))  # DCT-scaled decode: fast and small for big photos
         img.seek(0)
         img.load()
-        if img.format in {"JPEG", "MPO"}:
-            facts["ends_ok"] = data.rstrip(b"\x00\r\n \t").endswith(b"\xff\xd9")
         return img, facts
     except Exception as err:  # noqa: BLE001 - PIL plugins raise many kinds; all mean "cannot use"
         raise _classify(err, name) from err
+
+
+def _facts(img: Image.Image, data: bytes) -> dict:
+    """What the header of an opened (not yet decoded) image says, for :func:`_needs_normalising`."""
+    tile = img.tile[0] if img.tile else None
+    args = tile.args if tile is not None else None
+    rawmode = args[0] if isinstance(args, tuple) and args else args
+    try:
+        orientation = img.getexif().get(_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - damaged EXIF: ignore it, like browsers do
+        orientation = 1
+    width, height = img.size
+    facts = {
+        "format": img.format or "", "rawmode": rawmode, "orientation": orientation,
+        "animated": bool(getattr(img, "is_animated", False)), "width": width, "height": height,
+        "compression": img.info.get("compression", 0),
+    }
+    if img.format in {"JPEG", "MPO"}:
+        facts["ends_ok"] = data.rstrip(b"\x00\r\n \t").endswith(b"\xff\xd9")
+    return facts
 
 
 def _to_rgb(img: Image.Image, orientation: object) -> Image.Image:
@@ -197,6 +204,38 @@ def load_rgb(source: Source, name: str | None = None) -> Image.Image:
     img, facts = _open(read_bytes(source, label), label)
     try:
         rgb = _to_rgb(img, facts["orientation"])
+        return rgb.copy() if rgb is img else rgb
+    except Exception as err:  # noqa: BLE001
+        raise _classify(err, label) from err
+
+
+def tf_readable(data: bytes) -> bool:
+    """True when TensorFlow's decoder reads these bytes as training does: a file :func:`inspect` keeps as it is.
+
+    Only the header is read (no decode). False means: decode with :func:`training_rgb` (which also says what is
+    wrong with a bad file). Prediction uses it to take TensorFlow's fast path with the training pixels.
+    """
+    try:
+        _sniff(data[:_SNIFF_BYTES], "image")
+        img = Image.open(io.BytesIO(data), formats=list(_FORMATS))
+        width, height = img.size
+        if not 0 < width * height <= settings.MAX_IMAGE_PIXELS:
+            return False
+        return not _needs_normalising(img, _facts(img, data))
+    except Exception:  # noqa: BLE001 - anything odd goes the careful way
+        return False
+
+
+def training_rgb(source: Source, name: str | None = None) -> Image.Image:
+    """The RGB image training sees for a file: :func:`load_rgb`, then downscaled as :func:`inspect` normalises an
+    import (longer side at most ``settings.NORMALISE_MAX_SIDE``); the same as :func:`load_rgb` for smaller images."""
+    label = _label(source, name)
+    side = settings.NORMALISE_MAX_SIDE
+    img, facts = _open(read_bytes(source, label), label, draft_side=side)
+    try:
+        rgb = _to_rgb(img, facts["orientation"])
+        if max(rgb.size) > side:
+            rgb.thumbnail((side, side), Image.Resampling.BICUBIC)
         return rgb.copy() if rgb is img else rgb
     except Exception as err:  # noqa: BLE001
         raise _classify(err, label) from err

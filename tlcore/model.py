@@ -223,3 +223,80 @@ def param_counts(model: keras.Model) -> tuple[int, int]:
     """(trainable, non-trainable) parameters of a whole model."""
     trainable = _count(model.trainable_weights)
     return trainable, _count(model.weights) - trainable
+
+
+# -- the freeze boundary (cached fine-tuning) --------------------------------------------------------------
+class SplitError(ValueError):
+    """The classifier cannot be cut at its freeze boundary; ``str()`` is the reason, in words (for the events)."""
+
+
+@dataclass
+class Split:
+    """A classifier cut where its frozen part ends. ``lower`` (raw pixels → the boundary activation: resize,
+    [augment], preprocess, the frozen backbone layers) and ``top`` (boundary activation → probabilities: the layers
+    that train, pool and head) share the classifier's layer objects, so training ``top`` trains the classifier."""
+
+    boundary: str                 # the backbone layer whose output is cached
+    index: int                    # its index in ``backbone.layers``
+    shape: tuple[int, ...]        # the activation's shape without the batch axis
+    lower: keras.Model
+    top: keras.Model
+
+    @property
+    def values_per_image(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def first_trained_layer(backbone: keras.Model) -> int:
+    """Index of the first backbone layer whose weights will change (``len(layers)`` when none will): every layer
+    before it is frozen, or has no weights, or is BatchNorm in inference mode, so its output is fixed."""
+    if not backbone.trainable:
+        return len(backbone.layers)
+    for i, layer in enumerate(backbone.layers):
+        if layer.trainable and layer.trainable_weights:
+            return i
+    return len(backbone.layers)
+
+
+def split_at_boundary(model: keras.Model) -> Split:
+    """Cut a classifier of :func:`build_model` after its last fixed backbone layer (see :func:`first_trained_layer`).
+
+    Works when the backbone is a chain at that point (MobileNet, VGG: always; ResNet-like graphs between their
+    blocks). Raises :class:`SplitError` with the reason otherwise. The classifier itself is unchanged: Keras only
+    appends call nodes to the shared layers, which the classifier's own graph and saved file leave out.
+    """
+    names = [layer.name for layer in model.layers]
+    if "backbone" not in names or names[names.index("backbone") + 1:] != ["pool", "head"]:
+        raise SplitError("the model is not the standard classifier (backbone → pool → head)")
+    before = model.layers[1:names.index("backbone")]
+    if any(layer.name not in ("resize", "augment", "preprocess") for layer in before):
+        raise SplitError("the model has unexpected layers before the backbone")
+    backbone = get_backbone(model)
+    j = first_trained_layer(backbone)
+    if j <= 1:
+        raise SplitError("every layer of the backbone trains, so nothing frozen is left to cache")
+    cut = backbone.layers[j - 1]
+    try:
+        boundary = cut.output
+    except (AttributeError, ValueError) as exc:
+        raise SplitError(f"layer {cut.name} has no single output ({exc})") from None
+    if isinstance(boundary, (list, tuple, dict)) or isinstance(backbone.output, (list, tuple, dict)):
+        raise SplitError(f"layer {cut.name} has several outputs")
+    try:
+        frozen = keras.Model(backbone.inputs, boundary, name="frozen_part")
+        upper = keras.Model(boundary, backbone.output, name="trained_part") if j < len(backbone.layers) else None
+    except ValueError as exc:   # "Graph disconnected": a connection skips over the boundary
+        raise SplitError(f"the backbone is not a chain at {cut.name}: a connection skips over it "
+                         f"({str(exc).splitlines()[0][:120]})") from None
+    image = keras.Input((None, None, 3), name="image")
+    x = image
+    for layer in before:
+        x = layer(x)
+    lower = keras.Model(image, frozen(x, training=False), name="lower")
+    if any(d is None for d in boundary.shape[1:]):
+        raise SplitError(f"the activation of {cut.name} has no fixed size")
+    shape = tuple(int(d) for d in boundary.shape[1:])
+    features = keras.Input(shape, name="boundary")
+    y = upper(features, training=False) if upper is not None else features   # BatchNorm in inference mode
+    top = keras.Model(features, model.get_layer("head")(model.get_layer("pool")(y)), name="top")
+    return Split(cut.name, j - 1, shape, lower, top)

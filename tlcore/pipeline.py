@@ -34,9 +34,21 @@ def augmentation(cfg: AugmentConfig, seed: int | None = None) -> keras.Sequentia
 
 def decode_file(path: tf.Tensor, image_size: int) -> tf.Tensor:
     """Read, decode (first frame, 3 channels) and resize one image file to float32 0-255."""
-    raw = tf.io.read_file(path)
+    return decode_bytes(tf.io.read_file(path), image_size)
+
+
+def decode_bytes(raw: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Decode (first frame, 3 channels) and resize one encoded image to float32 0-255: the training pixels.
+
+    Training (:func:`image_dataset`) and prediction (:func:`tlcore.calls.over_images`) both decode with it.
+    """
     image = tf.io.decode_image(raw, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
+    return resize_pixels(image, image_size)
+
+
+def resize_pixels(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """One decoded RGB image (any dtype) → float32 (size, size, 3), bilinear, exactly as training resizes."""
     return tf.image.resize(image, (image_size, image_size))
 
 
@@ -65,5 +77,5 @@ def image_dataset(paths: Sequence[str], labels: Any = None, image_size: int = 22
 
 def prepare_arrays(images: Sequence[np.ndarray], image_size: int) -> np.ndarray:
     """Resize decoded RGB arrays exactly as the training pipeline does, into one float32 batch."""
-    resized = [tf.image.resize(tf.convert_to_tensor(img), (image_size, image_size)).numpy() for img in images]
+    resized = [resize_pixels(tf.convert_to_tensor(img), image_size).numpy() for img in images]
     return np.stack(resized).astype("float32") if resized else np.zeros((0, image_size, image_size, 3), "float32")

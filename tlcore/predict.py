@@ -1,8 +1,9 @@
 """Predicting with a trained run: the Predictor, the prediction table and its column names.
 
 A run folder (:mod:`tlcore.artifacts`) holds ``model.keras`` (raw RGB pixels 0-255 of any size → softmax),
-``labels.json`` and ``config.json``. Images are decoded with :func:`tlcore.images.load_rgb` (EXIF, modes, first
-frame) and resized with :func:`tlcore.pipeline.prepare_arrays`, exactly as in training (:mod:`tlcore.calls`).
+``labels.json`` and ``config.json``. Images go through :func:`tlcore.calls.over_images`: decoded and resized in
+parallel with the model's calls, with the pixels training sees (TensorFlow's decoder for the files training keeps
+as they are, PIL as the import normalises the others: EXIF rotation, odd modes, big photos).
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import numpy as np
 
 from .artifacts import load_labels, load_run_config, model_path
 from .backbones import resolve_size
-from .calls import batched_call, prepare_images, resize, stack, to_rgb_array
+from .calls import as_list, batched_call, over_images, prepare_images, resize, traced_call
+from .calls import to_rgb_array  # noqa: F401 - re-exported for the Predict page
 from .errors import DataError, ImageError, RunError
 from .run_data import run_dataset
 from .runs import RunConfig
 from .tasks import load_tasks, output_keys
-from .tf_env import keras
+from .tf_env import keras, tf
 
 
 # -- the run's model ----------------------------------------------------------------------------------------
@@ -92,23 +94,42 @@ class Predictor:
         """True for a multi-task run (one answer per label column)."""
         return len(self.tasks) > 1 and self.full_model is not None
 
+    def warm_up(self) -> "Predictor":
+        """Trace the model's call now (about a second), so that every later prediction, one image too, runs at
+        the bare-call rate. The Predict page does it while it loads the model."""
+        for model in (self.model, self.full_model):
+            if model is not None:
+                traced_call(model, self.image_size)(tf.zeros((1, self.image_size, self.image_size, 3)))
+        return self
+
+    def _task_outputs(self, out: Any) -> dict[str, np.ndarray]:
+        if not self.multitask:
+            return {next(iter(self.tasks), "label"): out}
+        keys = output_keys(list(self.tasks))
+        return {task: out[keys[task]] for task in self.tasks}
+
+    def task_outputs(self, images: Any, names: Sequence[str] | None = None,
+                     errors: dict[int, ImageError] | None = None) -> tuple[dict[str, np.ndarray], list[int]]:
+        """({task: probabilities}, indices of the images they belong to) for images of any kind, decoded in
+        parallel with the model (:func:`tlcore.calls.over_images`); a bad image goes to ``errors`` when given."""
+        model = self.full_model if self.multitask else self.model
+        out, order = over_images(model, as_list(images), self.image_size, names=names, errors=errors)
+        return self._task_outputs(out), order
+
     def task_probabilities(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Multi-task: {task: probabilities (N, classes)} for a prepared batch; {main task: ...} otherwise."""
-        if not self.multitask:
-            return {next(iter(self.tasks), "label"): batched_call(self.model, batch)}
-        keys = output_keys(list(self.tasks))
-        out = batched_call(self.full_model, batch)
-        return {task: out[keys[task]] for task in self.tasks}
+        return self._task_outputs(batched_call(self.full_model if self.multitask else self.model, batch))
 
     def predict_tasks(self, images: Any, top_k: int = 3) -> list[dict[str, list[tuple[str, float]]]]:
         """Every task's top ``top_k`` (class, probability) pairs per image: [{task: [...]}, ...]."""
-        probs = self.task_probabilities(self.prepare(images))
+        probs, _ = self.task_outputs(images)
         tasks = self.tasks if self.multitask else {next(iter(probs)): self.classes}
         tops = {task: _top(probs[task], tasks[task], top_k) for task in tasks}
         return [{task: tops[task][i] for task in tasks} for i in range(len(next(iter(tops.values()))))]
 
     def prepare(self, images: Any) -> np.ndarray:
-        """Decode and resize images exactly as in training → float32 batch (N, size, size, 3), 0-255."""
+        """Decode (PIL, one at a time) and resize images → float32 batch (N, size, size, 3), 0-255. Prediction
+        itself goes through :func:`tlcore.calls.over_images`, which decodes JPEGs with TensorFlow as training does."""
         return prepare_images(images, self.image_size)
 
     def resize(self, array: np.ndarray) -> np.ndarray:
@@ -116,8 +137,8 @@ class Predictor:
         return resize(array, self.image_size)
 
     def probabilities(self, images: Any) -> np.ndarray:
-        """Softmax probabilities, shape (N, classes)."""
-        return batched_call(self.model, self.prepare(images))
+        """Softmax probabilities, shape (N, classes); the first bad image raises its ImageError."""
+        return over_images(self.model, as_list(images), self.image_size)[0]
 
     def predict(self, images: Any, top_k: int = 3) -> list[list[tuple[str, float]]]:
         """The top ``top_k`` (class, probability) pairs per image, most likely first."""
@@ -141,14 +162,11 @@ def predict_table(predictor: Predictor, named_images: Sequence[tuple[str, bytes]
     multi-task run, top1, top1_probability, …, and error; :func:`table_columns` names them in words.
     """
     k = max(1, min(int(top_k), len(predictor.classes)))
-    resized, good, errors = [], [], {}
-    for i, (name, data) in enumerate(named_images):
-        try:
-            resized.append(predictor.resize(to_rgb_array(data, name)))
-            good.append(i)
-        except ImageError as exc:
-            errors[i] = str(exc)
-    probs = predictor.task_probabilities(stack(resized, predictor.image_size))
+    named_images = list(named_images)
+    failed: dict[int, ImageError] = {}
+    probs, good = predictor.task_outputs([data for _, data in named_images], [name for name, _ in named_images],
+                                         errors=failed)
+    errors = {i: str(exc) for i, exc in failed.items()}
     main, *others = predictor.tasks if predictor.multitask else list(probs)
     by_index = dict(zip(good, predictor.top_k(probs[main], k)))
     extra = {task: dict(zip(good, _top(probs[task], predictor.tasks[task], 1))) for task in others}

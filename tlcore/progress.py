@@ -45,6 +45,8 @@ class RunProgress:
     batch_loss: float | None = None
     features_done: int | None = None
     features_total: int | None = None
+    features_reused: int | None = None        # images whose backbone features came from the feature store
+    features_images: int | None = None        # images whose features the run needed
     eta: float | None = None
     fraction: float = 0.0
     fine_tune_start: float | None = None     # x position (epoch number) where the fine-tuning phase begins
@@ -92,6 +94,10 @@ def summarize(events: list[dict], expected_epochs: int | None = None) -> RunProg
             if ev.get("phase") == "features":
                 p.phase, p.phase_text = "features", PHASE_WORDS["features"]
                 _saw(p, "features")
+        elif kind == "features":
+            p.features_reused = (p.features_reused or 0) + int(ev.get("reused") or 0)
+            p.features_images = (p.features_images or 0) + int(ev.get("total") or 0)
+            _saw(p, "features")
         elif kind == "batch":
             p.phase_batches += 1
             p.current_epoch = ev.get("epoch", p.current_epoch)
@@ -162,11 +168,20 @@ def stages(p: RunProgress, strategy: str | None = None) -> list[tuple[str, str]]
             continue                                   # TensorFlow was already loaded
         if key == "features" and p.features_total and key == current:
             label = f"{label}: {p.features_done or 0} of {p.features_total} batches"
+        elif key == "features" and p.features_images:
+            label = f"{label}: {reuse_text(p)}"
         if key == "training" and key == current and p.current_epoch and p.total_epochs:
             label = f"{label}: epoch {_epoch_now(p)} of {p.total_epochs}"
         status = "now" if key == current else "done" if (key in seen or i < last_seen or p.state == "done") else "next"
         out.append((label, status))
     return out
+
+
+def reuse_text(p: RunProgress) -> str:
+    """How many features came from the feature store: "1,197 of 1,222 features reused" ("" before any)."""
+    if not p.features_images:
+        return ""
+    return f"{p.features_reused or 0:,} of {p.features_images:,} features reused"
 
 
 def smooth_rate(previous: float | None, sample: float, alpha: float = ETA_ALPHA) -> float:

@@ -33,3 +33,12 @@ def max_concurrent_jobs() -> int:
     """How many runs train at once (``TLS_MAX_JOBS``); the rest wait in a fair FIFO queue."""
     default = max(1, (os.cpu_count() or 2) // 2)
     return max(1, int(os.environ.get("TLS_MAX_JOBS", default)))
+
+
+def feature_cache_bytes() -> int:
+    """The feature store's bound on disk (``TLS_FEATURE_CACHE_GB``, default 2; 0 turns the store off)."""
+    try:
+        gigabytes = float(os.environ.get("TLS_FEATURE_CACHE_GB", "2"))
+    except ValueError:
+        gigabytes = 2.0
+    return max(0, int(gigabytes * 1024 ** 3))

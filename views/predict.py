@@ -22,7 +22,7 @@ store = _ui.store()
 def predictor(run_id: str, mtime: float):
     from tlcore.predict import Predictor
 
-    return Predictor.from_run(store.run_dir(run_id))
+    return Predictor.from_run(store.run_dir(run_id)).warm_up()   # traced now: every prediction at the bare-call rate
 
 
 def sample(run_id: str) -> tuple[str, bytes, str | None] | None:

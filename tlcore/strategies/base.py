@@ -8,6 +8,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from .. import feature_store
 from ..backbones import BackboneSpec, create_backbone, get_spec, load_custom_backbone, resolve_size
 from ..callbacks import EventCallback
 from ..calls import over_files
@@ -18,6 +19,9 @@ from ..config import FreezeConfig, RunConfig
 from ..model import build_model, feature_model, freeze
 from ..pipeline import augmentation, image_dataset
 from ..tf_env import keras, tf
+
+
+HEAD_STEPS_PER_EXECUTION = 16     # head batches per traced call on cached features (see train_head)
 
 
 class StopRequested(Exception):
@@ -69,6 +73,8 @@ class TrainContext:
         self.epochs_done = 0
         self.warnings: list[str] = []
         self._feature_fns: dict[int, tuple[Any, Any]] = {}
+        self._feature_models: dict[int, keras.Model] = {}
+        self.feature_store = feature_store.store_for_run(run_dir)    # shared by every run of the workspace
 
     def _image_size(self) -> int:
         if self.config.backbone_file:
@@ -134,7 +140,7 @@ class TrainContext:
         """One traced function per model for clean and one for augmented passes (no retracing per split)."""
         key = id(model)
         if key not in self._feature_fns:
-            fm = feature_model(model)
+            fm = self._feature_models[key] = feature_model(model)
             spec = [tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.float32)]
             self._feature_fns[key] = (tf.function(lambda x: fm(x, training=False), input_signature=spec),
                                       tf.function(lambda x: fm(x, training=True), input_signature=spec))
@@ -145,22 +151,78 @@ class TrainContext:
         """Pooled backbone features of ``split``, computed in one pass (plus ``copies`` augmented passes)."""
         return self.features_of(model, self.paths(split, dataset), copies=copies, label=split)
 
+    def feature_key(self, model: keras.Model, *, boundary: str = "pool", dtype: str = "float32") -> str:
+        """The feature store's key for the outputs of ``model`` (raw pixels → ``boundary``) at this run's input
+        size: its layers and weight values, the stored layer and the storage dtype (:mod:`tlcore.feature_store`)."""
+        key = feature_store.model_key(feature_store.model_fingerprint(model), image_size=self.image_size,
+                                      boundary=boundary, dtype=dtype)
+        weights = self.config.weights if self.config.weights in ("imagenet", "none") else "a weights file"
+        self.feature_store.describe(key, {"backbone": "a .keras file" if self.config.backbone_file else
+                                          self.config.backbone, "weights": weights, "image_size": self.image_size,
+                                          "boundary": boundary, "dtype": dtype})   # words only: no path, no owner
+        return key
+
     def features_of(self, model: keras.Model, paths: list[str], *, copies: int = 0, label: str = "",
                     clean_pass: bool = True) -> np.ndarray:
-        """Pooled features of image files: one clean pass, then ``copies`` augmented passes, in that order."""
+        """Pooled features of image files: one clean pass, then ``copies`` augmented passes, in that order.
+
+        Everything comes from the shared feature store when it holds it: the clean features image by image, the
+        augmented copies as one block (their random draws depend on the batch and the RNG state, which the block's
+        key holds and a hit restores). Only the misses run through the backbone; a ``features`` event says how
+        many images were reused."""
         clean, augmented = self._feature_calls(model)
+        fm, store, paths = self._feature_models[id(model)], self.feature_store, list(paths)
+        pool, batch = model.get_layer("pool"), self.config.batch_size
+        steps = -(-len(paths) // batch)
+        count = {"done": 0, "total": 0}
 
         def check_stop() -> None:
             if self.stop.is_set():
                 raise StopRequested()
 
-        def progress(done: int, total: int) -> None:
-            self.emit("progress", phase="features", split=label, done=done, total=total)
+        def run(calls: list, files: list[str], later: int = 0) -> np.ndarray:
+            offset = count["done"]
+            count["total"] = offset + len(calls) * -(-len(files) // batch) + later
 
-        features = over_files(model.get_layer("pool"), paths, self.image_size, self.config.batch_size,
-                              calls=[clean] * clean_pass + [augmented] * copies, before_batch=check_stop,
-                              after_batch=progress)
-        return features.astype("float32")
+            def progress(done: int, total: int) -> None:
+                count["done"] = offset + done
+                self.emit("progress", phase="features", split=label, done=count["done"], total=count["total"])
+
+            return over_files(pool, files, self.image_size, batch, calls=calls, before_batch=check_stop,
+                              after_batch=progress).astype("float32")
+
+        key = self.feature_key(fm) if store.enabled else ""
+        parts, reused = [], 0
+        if clean_pass:
+            found = store.per_image(key, paths, lambda files: run([clean], files, later=copies * steps),
+                                    shape=tuple(pool.output.shape[1:]), interrupt=check_stop)
+            parts.append(found.array)
+            reused += found.reused
+        if copies:
+            names = [layer for layer in fm.layers if layer.name == "augment"]
+            rng = list(names[0].variables) if names else []
+            fields = dict(copies=copies, batch_size=batch, seed=self.config.seed,
+                          augment=feature_store.model_fingerprint(names[0], skip=()) if names else None,
+                          rng=[np.asarray(v.numpy()).tolist() for v in rng])
+
+            def augment() -> tuple[np.ndarray, dict]:
+                out = run([augmented] * copies, paths)
+                return out, {f"rng{i}": np.asarray(v.numpy()) for i, v in enumerate(rng)}
+
+            try:
+                name = feature_store.block_key(key, [feature_store.file_hash(p) for p in paths], **fields) \
+                    if store.enabled else ""
+            except OSError:        # an unreadable file: computed (and reported) as before, not stored
+                name, store = "", feature_store.FeatureStore(store.root, limit_bytes=0)
+            block = store.block(key, name, augment, interrupt=check_stop)
+            for i, v in enumerate(rng):
+                v.assign(block.meta.get(f"rng{i}", v.numpy()))   # as if the pass had run: later draws agree
+            parts.append(block.array)
+            reused += block.reused
+        self.emit("features", split=label, reused=int(reused), total=len(paths) * (int(clean_pass) + copies))
+        if not parts:
+            return np.zeros((0, *pool.output.shape[1:]), "float32")
+        return np.concatenate(parts).astype("float32") if len(parts) > 1 else np.asarray(parts[0], "float32")
 
     def arrays(self, x: Any, y: Any, *, shuffle: bool = False, batch_size: int | None = None,
                sample_weight: Any = None) -> tf.data.Dataset:
@@ -208,12 +270,18 @@ class TrainContext:
         y_train = np.tile(self.labels("train"), copies + 1)
         val = (clean[n:], self.labels("val")) if val_paths else None
         head = model.get_layer("head")
-        self.compile(head, self.config.learning_rate)
         batch = min(self.config.batch_size, max(1, len(x_train)))
+        steps = -(-len(x_train) // batch)
+        # Several batches per traced call (Keras's steps_per_execution): the per-batch Python work of fit goes;
+        # the event callback counts the batches each call ran, and a Stop takes effect when the call in progress
+        # ends (at most HEAD_STEPS_PER_EXECUTION batches of a small head: milliseconds).
+        # One batch per call under several replicas: Keras's multi-step loop fails inside MirroredStrategy here.
+        several = int(self.distribution.num_replicas_in_sync) > 1
+        per_call = 1 if several else max(1, min(steps, HEAD_STEPS_PER_EXECUTION))
+        self.compile(head, self.config.learning_rate, steps_per_execution=per_call)
         train = self.arrays(x_train, y_train, shuffle=True, batch_size=batch)
         val_ds = self.arrays(*val, batch_size=batch) if val is not None else None
-        return self.fit(head, train, epochs=epochs, phase=phase, validation_data=val_ds,
-                        steps=-(-len(x_train) // batch))
+        return self.fit(head, train, epochs=epochs, phase=phase, validation_data=val_ds, steps=steps)
 
     def train_full(self, model: keras.Model, epochs: int, phase: str) -> dict:
         """Train the whole model end to end on streamed images (augmentation inside the model)."""
