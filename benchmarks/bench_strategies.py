@@ -38,6 +38,7 @@ def _keras_home() -> None:
 def office_caltech(work: Path, seeds: int, epochs: int) -> None:
     import numpy as np
 
+    from tlcore.catalog import DomainAdaptationOptions
     from tlcore.data import load_data
     from tlcore.runs import RunConfig
     from tlcore.strategies.base import TrainContext
@@ -52,7 +53,8 @@ def office_caltech(work: Path, seeds: int, epochs: int) -> None:
     source = load_data(office / "amazon", work / "amazon")
     target = load_data(office / "webcam", work / "webcam", val_split=0, test_split=0, unlabelled=True)
     base = dict(data=str(office / "amazon"), target_data=str(office / "webcam"), strategy="domain_adaptation",
-                weights="imagenet", image_size=224, epochs=epochs, batch_size=32, early_stopping=0)
+                weights="imagenet", image_size=224, epochs=epochs, batch_size=32, early_stopping=0,
+                options={"method": "dann"})
     ctx = TrainContext(RunConfig(**base), source, work, lambda *a, **k: None, threading.Event(), target=target)
     t = time.perf_counter()
     trunk = frozen_trunk(ctx)
@@ -67,7 +69,7 @@ def office_caltech(work: Path, seeds: int, epochs: int) -> None:
         row = []
         for adversarial in (False, True):
             keras.utils.set_random_seed(seed)
-            net = _Adaptation(xs.shape[1], len(ctx.classes), {}, 0.5)
+            net = _Adaptation(xs.shape[1], len(ctx.classes), DomainAdaptationOptions.parse({}))
             stats = train_dann(ctx, net, xs, ys, xt, yt, val, adversarial=adversarial)
             row += [stats["target_accuracy"], stats["domain_accuracy"]]
         rows.append(row)

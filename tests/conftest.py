@@ -21,6 +21,11 @@ else:
     (_keras_home / "models").mkdir(parents=True)
 os.environ["KERAS_HOME"] = str(_keras_home)
 os.environ["TLS_WORKSPACE"] = str(_TMP / "workspace")
+# The automatic search stops after a few seconds in tests (the option's default is 60 s on a real server).
+os.environ.setdefault("TLS_AUTO_BUDGET_S", "3")
+# Unit and app tests patch the engine in this process, so their runs train in a thread here; the worker tests
+# (tests/unit/test_worker_faults.py) and the browser tests' server (tests/e2e/_e2e.py) use child processes.
+os.environ.setdefault("TLS_EXECUTOR", "thread")
 
 
 

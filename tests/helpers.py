@@ -43,7 +43,8 @@ def tiny_config(data: str, **overrides):
     """A RunConfig small enough for a test: random weights, 32 px, a small head."""
     from tlcore.runs import RunConfig
 
-    base = dict(data=str(data), backbone="mobilenet_025", weights="none", image_size=32, epochs=3, batch_size=8,
+    base = dict(data=str(data), strategy="feature_extraction", backbone="mobilenet_025", weights="none", image_size=32,
+                epochs=3, batch_size=8,
                 head={"units": 16, "dropout": 0.0, "enabled": True}, early_stopping=0, learning_rate=1e-2,
                 val_split=0.2, test_split=0.2)
     base.update(overrides)

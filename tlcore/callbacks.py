@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -187,3 +187,15 @@ def _f(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+class HaltOnStop(keras.callbacks.Callback):
+    """For a quiet ``fit`` (a search trial, a self-training round): the run's Stop ends it within a batch."""
+
+    def __init__(self, stop: Any) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.stop.is_set():
+            self.model.stop_training = True

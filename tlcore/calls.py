@@ -46,6 +46,17 @@ def model_call(model: keras.Model, batches: int = _TRACE_FROM, image_size: int |
     return fn
 
 
+def flip_averaged(call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Test-time augmentation: the mean of ``call`` on a batch and on its mirror image (left ↔ right)."""
+    def averaged(x: Any) -> Any:
+        a, b = call(x), call(tf.image.flip_left_right(x))
+        if isinstance(a, dict):
+            return {k: (a[k] + b[k]) / 2 for k in a}
+        return (a + b) / 2
+
+    return averaged
+
+
 def traced_call(model: keras.Model, image_size: int | None = None) -> Callable[[Any], Any]:
     """The traced inference call of ``model`` (traced on first use; :func:`model_call` then returns it too)."""
     return model_call(model, _TRACE_FROM, image_size)
@@ -70,16 +81,19 @@ def _concat(chunks: list, model: keras.Model) -> Any:
 
 def over_files(model: keras.Model, paths: Sequence[str], image_size: int, batch_size: int = BATCH_SIZE, *,
                calls: Sequence[Callable[[Any], Any]] | None = None, before_batch: Callable[[], None] | None = None,
-               after_batch: Callable[[int, int], None] | None = None) -> Any:
+               after_batch: Callable[[int, int], None] | None = None, tta: bool = False) -> Any:
     """Outputs of ``model`` for image files, decoded and resized exactly as in training, in file order.
 
     With ``calls`` given, ``model`` only shapes an empty result (a layer will do). ``calls``: one function per pass over the files (default: one pass of :func:`model_call`), their outputs
     concatenated pass after pass. ``before_batch()`` runs before each batch (it may raise to stop early);
-    ``after_batch(done, total)`` after each one, counting batches over all passes.
+    ``after_batch(done, total)`` after each one, counting batches over all passes. ``tta``: each call averages the
+    image and its mirror image (:func:`flip_averaged`).
     """
     paths = list(paths)
     steps = -(-len(paths) // batch_size)
     calls = [model_call(model, steps, image_size)] if calls is None else list(calls)
+    if tta:
+        calls = [flip_averaged(c) for c in calls]
     ds = image_dataset(paths, None, image_size, batch_size)
     chunks, done, total = [], 0, steps * len(calls)
     for call in calls:
@@ -124,20 +138,23 @@ def _decode(data: Any, pixels: Any, image_size: int) -> tf.Tensor:
 
 
 def over_images(model: keras.Model, images: Sequence[Any], image_size: int, batch_size: int = BATCH_SIZE, *,
-                names: Sequence[str] | None = None, errors: dict[int, ImageError] | None = None) -> tuple[Any, list[int]]:
+                names: Sequence[str] | None = None, errors: dict[int, ImageError] | None = None,
+                tta: bool = False) -> tuple[Any, list[int]]:
     """Outputs of ``model`` for images (paths, bytes, PIL images or arrays) → ``(outputs, indices of the images
     they belong to)``, in input order, with the pixels training sees (:func:`decoder_input`).
 
     One batch or less is decoded in this thread (the single-image latency is decode + one call). More images stream
     through tf.data: read and checked in order, decoded and resized in parallel while the model runs on the previous
     batch. A bad image goes into ``errors`` (index → ImageError naming it) and is left out of the outputs; with
-    ``errors=None`` the first bad image raises its ImageError.
+    ``errors=None`` the first bad image raises its ImageError. ``tta``: as in :func:`over_files`.
     """
     items = list(images)
     labels = list(names) if names is not None else [name_of(img, i) for i, img in enumerate(items)]
     found: dict[int, ImageError] = {}
     steps = -(-len(items) // batch_size)
     call = model_call(model, steps, image_size)
+    if tta:
+        call = flip_averaged(call)
     chunks, order = [], []
     if steps > 1:
         ds = _stream(items, labels, image_size, batch_size, found)

@@ -37,6 +37,8 @@ OUTPUTS = {
     "target_scores": "the evaluation scores the target images too, against a source-only model",
     "episodes": "the evaluation adds N-way K-shot episode accuracy",
     "prototypes": "prototypes.npz and embedding.keras: classes can be added later without retraining",
+    "search": "search.json (every setting tried, its score and time) and best_config.json (the winner as a plain "
+              "configuration: replay it with train --config)",
 }
 
 
@@ -121,6 +123,17 @@ class NoOptions(Options):
 
 @dataclass
 class DomainAdaptationOptions(Options):
+    method: str = option("self_training", "dann: a domain discriminator pushes the features to look alike (Ganin et al. "
+                                 "2016), best for small gaps such as another camera. self_training: each domain's "
+                                 "own feature statistics, then rounds of confident pseudo-labels on the target "
+                                 "images, best for large gaps such as photos against sketches.",
+                         label="Adaptation method", choices=("dann", "self_training"),
+                         page=("dann_method", "Adaptation method"))
+    rounds: int = option(3, "Self-training: rounds of pseudo-labelling before the final training.",
+                         label="Self-training rounds")
+    pseudo_share: float = option(0.6, "Self-training: the share of each predicted class's most confident target "
+                                      "images used in the last round (the share grows each round).",
+                                 label="Share of target images pseudo-labelled")
     baseline: bool = option(True, "Trains the same head without adaptation, so you can see what adaptation gained.",
                             label="Source-only model trained alongside for comparison",
                             page=("dann_baseline", "Also train a source-only model to compare"))
@@ -142,6 +155,10 @@ class DomainAdaptationOptions(Options):
         label="Target labels used for scoring only")
 
     def check(self) -> None:
+        if str(self.method) not in ("dann", "self_training"):
+            raise ConfigError("options['method'] for domain adaptation must be dann or self_training.")
+        if not 1 <= self.rounds <= 20 or not 0 < self.pseudo_share <= 1:
+            raise ConfigError("options['rounds'] must be 1–20 and options['pseudo_share'] above 0 and at most 1.")
         if str(self.optimizer) not in ("sgd", "adam", "rmsprop"):
             raise ConfigError("options['optimizer'] for domain adaptation must be sgd, adam or rmsprop.")
         if not 0 <= self.dropout < 1:
@@ -181,6 +198,25 @@ class FewShotOptions(Options):
     def check(self) -> None:
         if not 0 < self.temperature <= 10:
             raise ConfigError("The few-shot temperature must be above 0 and at most 10 (0.1 is typical).")
+
+
+@dataclass
+class AutoOptions(Options):
+    budget_s: float = option(60.0, "Seconds the search may take beyond the feature pass (the server may cap it: "
+                                   "TLS_AUTO_BUDGET_S).", label="Search time budget (seconds)",
+                             page=("auto_budget", "Search time (seconds)"))
+    max_trials: int = option(40, "The most settings tried.", label="Most settings tried")
+    folds: int = option(3, "Folds of the cross-validation used when there are fewer than 50 validation images.",
+                        label="Cross-validation folds")
+    max_epochs: int = option(40, "The most epochs one trial trains; early stopping usually ends it sooner.",
+                             label="Most epochs per trial")
+
+    def check(self) -> None:
+        if not 1 <= self.budget_s <= 24 * 3600:
+            raise ConfigError("options['budget_s'] must be from 1 second to 24 hours (60 is typical).")
+        if not 1 <= self.max_trials <= 1000 or not 2 <= self.folds <= 10 or not 1 <= self.max_epochs <= 1000:
+            raise ConfigError("options['max_trials'] must be 1–1000, options['folds'] 2–10 and "
+                              "options['max_epochs'] 1–1000.")
 
 
 def _epochs(config: RunConfig) -> int:
@@ -275,6 +311,18 @@ def produces(strategy: str | None, output: str) -> bool:
 
 for _entry in (
     StrategyEntry(
+        "auto", "Recommended (automatic)",
+        "Tries many settings of the new head for you (its size, dropout, optimiser, learning rate, class weights "
+        "and how long to train) on the cached features, within a time budget, and keeps the best. Each image goes "
+        "through the backbone once, so the search costs little more than feature extraction. It scores each try "
+        "on the validation images, or by cross-validation on the training images when there are few of them; "
+        "the test images are never used. The winner is saved as a plain configuration you can replay.",
+        "searches the head's settings on cached features, then trains the best (recommended)",
+        "an automatic search tried settings of a new head on the frozen backbone's features and the best one "
+        "was trained",
+        "tlcore.strategies.auto:Auto", options=AutoOptions, settings=(), produces=("classes", "search"),
+        epochs=lambda c: c.epochs),
+    StrategyEntry(
         "feature_extraction", "Feature extraction",
         "The pretrained backbone stays frozen and only a small new head learns your classes. Each image goes "
         "through the backbone once and its features are cached, so this is the fastest strategy and works well "
@@ -305,14 +353,16 @@ for _entry in (
         "the whole network learned from random weights, with no pretrained knowledge",
         "tlcore.strategies.scratch:Scratch", pretrained=False, feature_pass=False),
     StrategyEntry(
-        "domain_adaptation", "Domain adaptation (DANN)",
+        "domain_adaptation", "Domain adaptation",
         "For when your photos (the target) look different from the labelled ones (the source): studio shots vs "
-        "phone photos, day vs night. Besides the labelled source images it uses unlabelled target images: a "
-        "domain discriminator tries to tell the two apart while the features learn to fool it, so the classifier "
-        "trained on the source transfers to the target. A source-only model is trained alongside for comparison.",
+        "phone photos, day vs night, photos vs sketches. Besides the labelled source images it uses unlabelled "
+        "target images. By default (self-training) each domain's features are scaled by their own statistics, "
+        "then the model labels the target images it is surest of and learns from them too, over a few rounds. "
+        "The other method (DANN) trains a domain discriminator that the features learn to fool: it suits small "
+        "gaps. A source-only model is trained alongside for comparison.",
         "also learns from unlabelled target images (--target-data)",
-        "the classifier learned from labelled source images while a domain discriminator pushed its features to "
-        "look alike on unlabelled target images",
+        "the classifier learned from labelled source images and adapted to unlabelled target images (by "
+        "self-training on its surest target answers, or with a domain discriminator, as the options say)",
         "tlcore.strategies.domain_adaptation:DomainAdaptation", options=DomainAdaptationOptions,
         needs=("target_images",), produces=("classes", "target_scores"), settings=("epochs", "augment", "target_data")),
     StrategyEntry(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .catalog import LINES, TITLES
 from .errors import TLError
-from .export_formats import EXPORT_FORMATS
+from .export_formats import ALIASES, EXPORT_FORMATS
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="Train a model; prints the run folder as its last line.",
                        epilog=strategies_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _run_arguments(t)
-    t.add_argument("--strategy", help="One of the strategies listed below. Default: feature_extraction.")
+    t.add_argument("--strategy", help="One of the strategies listed below. Default: auto (a search of the head's settings).")
 
     c = sub.add_parser("compare", help="Train several strategies/backbones on the same split and seed, one after "
                                        "another, and print them side by side.",
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", metavar="RUN", help="A run folder or run id.")
     e.add_argument("--data", help="Evaluate on this data instead of the run's test split.")
     e.add_argument("--json", action="store_true", help="Print one JSON object.")
+    e.add_argument("--tta", action="store_true", help="Average each image with its mirror image (test-time "
+                                                      "augmentation; off by default).")
     e.add_argument("--workspace")
 
     r = sub.add_parser("predict", help="Predict the classes of images.")
@@ -54,13 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("images", metavar="IMAGE", nargs="+", help="Image files.")
     r.add_argument("--top-k", type=int, default=3, help="How many classes to show per image (default 3).")
     r.add_argument("--json", action="store_true", help="Print JSON.")
+    r.add_argument("--tta", action="store_true", help="Average each image with its mirror image.")
     r.add_argument("--workspace")
 
     x = sub.add_parser("export", help="Export a trained model.")
     x.add_argument("run", metavar="RUN", help="A run folder or run id.")
-    x.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
+    x.add_argument("--format", required=True, choices=[*EXPORT_FORMATS, *ALIASES, "all"],
+                   help="One format, or all: every format, checked for parity, in one zip (bundle.zip).")
     x.add_argument("--out", required=True, help="Output folder.")
     x.add_argument("--workspace")
+
+    v = sub.add_parser("serve", help="Serve a run's model over HTTP (TF Serving's REST format, image files, "
+                                     "/healthz) for a classroom; see docs/deploy.md.")
+    v.add_argument("run", metavar="RUN", help="A run folder or run id.")
+    v.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1: this machine only).")
+    v.add_argument("--port", type=int, default=8080, help="Port (default 8080).")
+    v.add_argument("--max-mb", type=float, default=20, help="Largest request body in MB (default 20).")
+    v.add_argument("--workspace")
 
     ls = sub.add_parser("runs", help="List the runs in the workspace.")
     ls.add_argument("--json", action="store_true")
@@ -68,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="Write the built-in synthetic sample dataset to a folder.")
     s.add_argument("out", help="Folder to create.")
+
+    a = sub.add_parser("audit", help="Check a dataset: likely label errors, duplicates, near-duplicates, leaks "
+                                     "between splits, outliers and clashing class names.",
+                       description="Check a dataset: likely label errors, duplicates, near-duplicates, leaks between "
+                                   "splits, outliers and clashing class names (docs/data-check.md).")
+    a.add_argument("--data", required=True, help="A zip of class folders, a folder, or a CSV of path,label.")
+    a.add_argument("--json", action="store_true", help="Print one JSON object.")
+    a.add_argument("--backbone", default="mobilenet_025", help="Backbone whose features are compared "
+                                                               "(default mobilenet_025).")
+    a.add_argument("--workspace", help="Whose feature store to reuse. Default: $TLS_WORKSPACE or ~/.tlstudio.")
     return p
 
 
@@ -178,10 +200,10 @@ def cmd_train(args) -> int:
     from .jobs import JobManager
 
     config = config_from_args(args)
-    from .strategies import get_strategy  # imports TensorFlow: only once the cheap checks have passed
+    from .catalog import entry
 
-    get_strategy(config.strategy)
-    manager = JobManager(_store(args), max_concurrent=1)
+    entry(config.strategy)          # an unknown strategy is named now; TensorFlow loads in the training process
+    manager = JobManager(_store(args), max_concurrent=1, warm=0)       # one run: no spare process to keep ready
     [record] = _train(manager, [manager.submit(config, owner="cli")], args.quiet)
     if record.metrics.get("accuracy") is not None:
         print(f"test accuracy: {record.metrics['accuracy']:.3f}", file=sys.stderr)
@@ -274,9 +296,10 @@ def _epoch_text(ev: dict) -> str:
 
 
 def cmd_evaluate(args) -> int:
+    folder = run_folder(args)               # a wrong id is named before TensorFlow loads
     from .evaluate import evaluate_run
 
-    result = evaluate_run(run_folder(args), data=args.data)
+    result = evaluate_run(folder, data=args.data, tta=args.tta)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, default=str))
         return 0
@@ -288,11 +311,13 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .predict import Predictor, prediction_records
-
     if args.top_k < 1:
         raise TLError("--top-k must be 1 or more.")
-    predictor = Predictor.from_run(run_folder(args))
+    folder = run_folder(args)               # a wrong id is named before TensorFlow loads
+    from .predict import Predictor, prediction_records
+
+    predictor = Predictor.from_run(folder)
+    predictor.tta = bool(args.tta)
     for image in args.images:
         if not Path(image).is_file():
             raise TLError(f"{image} does not exist: pass the path of an image file.")
@@ -308,9 +333,28 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
+    run = run_folder(args)   # before TensorFlow loads: a wrong RUN is answered at once
+    if args.format == "all":
+        from .bundle import export_bundle
+
+        print(export_bundle(run, Path(args.out)))
+        return 0
     from .export import export_run
 
-    print(export_run(run_folder(args), args.format, Path(args.out)))
+    print(export_run(run, args.format, Path(args.out)))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    run = run_folder(args)   # before TensorFlow loads: a wrong RUN is answered at once
+    if not 0 < args.port < 65536:
+        raise TLError(f"--port {args.port} is not a port: choose one from 1 to 65535, such as 8080.")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach this address can use the model.",
+              file=sys.stderr)
+    from .serve import serve
+
+    serve(run, host=args.host, port=args.port, max_mb=args.max_mb)
     return 0
 
 
@@ -334,5 +378,19 @@ def cmd_sample(args) -> int:
     return 0
 
 
-COMMANDS = {"backbones": cmd_backbones, "train": cmd_train, "compare": cmd_compare, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs, "sample": cmd_sample}
+def cmd_audit(args) -> int:
+    from .audit import AuditOptions, audit_text
+    from .audit_jobs import audit_source
+    from .backbones import get_spec
+
+    get_spec(args.backbone)                      # an unknown name: ConfigError listing the valid ones
+    result = audit_source(args.data, workspace=Path(args.workspace).expanduser() if args.workspace else None,
+                          options=AuditOptions(backbone=args.backbone))
+    print(json.dumps(result, ensure_ascii=False, indent=1) if args.json else audit_text(result))
+    return 0
+
+
+COMMANDS = {"audit": cmd_audit,
+            "backbones": cmd_backbones, "train": cmd_train, "compare": cmd_compare, "evaluate": cmd_evaluate,
+            "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs, "sample": cmd_sample,
+            "serve": cmd_serve}

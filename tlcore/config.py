@@ -113,7 +113,7 @@ class RunConfig:
     backbone: str = _on("model", "mobilenet_025")
     backbone_file: str | None = _on("model")   # a user's own .keras backbone (replaces ``backbone``)
     weights: str = _on("model", "imagenet")    # imagenet | none | path to .h5 / .weights.h5
-    strategy: str = _on("train", "feature_extraction")
+    strategy: str = _on("train", "auto")    # the automatic search (tlcore/strategies/auto.py)
     image_size: int | None = _on("model")      # None: the backbone's default
     epochs: int = _on("train", 10)
     fine_tune_epochs: int = _on("train", 5)

@@ -59,7 +59,7 @@ def _import(owner: str, name: str, kind: str, build: Callable[[Path], Any], work
 
 def import_zip(owner: str, data: bytes | BinaryIO, filename: str, *, name: str | None = None, val_split=0.15,
                test_split=0.15, seed: int = 0, unlabelled: bool = False, spool_dir: Path | None = None,
-               workspace=None) -> DatasetInfo:
+               workspace=None, small_classes: str = "train") -> DatasetInfo:
     """Import an uploaded zip of class folders (or, with ``unlabelled``, any images: e.g. target-domain data).
     The zip is spooled to disk in ``spool_dir`` (the browser session's temporary folder) and removed after."""
     from .data import from_zip
@@ -72,7 +72,8 @@ def import_zip(owner: str, data: bytes | BinaryIO, filename: str, *, name: str |
         spool = Path(spool_dir or dest) / f"_upload-{secrets.token_hex(4)}"
         write_upload(data, spool / zip_name, settings.MAX_UPLOAD_MB * 2**20)
         try:
-            return from_zip(spool / zip_name, dest, unlabelled=unlabelled, **split_kw(val_split, test_split, seed))
+            return from_zip(spool / zip_name, dest, unlabelled=unlabelled,
+                            **split_kw(val_split, test_split, seed, small_classes))
         finally:
             shutil.rmtree(spool, ignore_errors=True)
 
@@ -80,7 +81,8 @@ def import_zip(owner: str, data: bytes | BinaryIO, filename: str, *, name: str |
 
 
 def import_files(owner: str, classes: dict[str, list[tuple[str, bytes]]], *, name: str | None = None,
-                 val_split=0.15, test_split=0.15, seed: int = 0, workspace=None) -> DatasetInfo:
+                 val_split=0.15, test_split=0.15, seed: int = 0, workspace=None,
+                 small_classes: str = "train") -> DatasetInfo:
     """Import classes built by hand: ``{class name: [(file name, bytes), ...]}``."""
     from .data import from_files
 
@@ -94,12 +96,13 @@ def import_files(owner: str, classes: dict[str, list[tuple[str, bytes]]], *, nam
         raise DataError(f"The class '{empty[0]}' has no images yet; add images to it or remove it.")
     cleaned = {str(c).strip(): list(files) for c, files in classes.items()}
     return _import(owner, name or "Classes built by hand", "files",
-                   lambda dest: from_files(cleaned, dest, **split_kw(val_split, test_split, seed)), workspace)
+                   lambda dest: from_files(cleaned, dest, **split_kw(val_split, test_split, seed, small_classes)),
+                   workspace)
 
 
 def import_csv(owner: str, csv_name: str, csv_data: bytes, images: list[tuple[str, bytes]], *,
                name: str | None = None, label_columns: list[str] | None = None, val_split=0.15, test_split=0.15,
-               seed: int = 0, workspace=None) -> DatasetInfo:
+               seed: int = 0, workspace=None, small_classes: str = "train") -> DatasetInfo:
     """Import a CSV (a ``path`` column and a ``label`` column) with the uploaded images it names.
 
     Browsers upload file names only, so each CSV path is matched by its file name (``photos/cat1.jpg`` finds
@@ -126,7 +129,7 @@ def import_csv(owner: str, csv_name: str, csv_data: bytes, images: list[tuple[st
         csv_path = source / ("_labels_" + safe_name(csv_name, "labels.csv"))
         csv_path.write_bytes(_basename_paths(csv_data))
         return from_csv(csv_path, dest, image_root=source, label_columns=label_columns,
-                        **split_kw(val_split, test_split, seed))
+                        **split_kw(val_split, test_split, seed, small_classes))
 
     return _import(owner, name or Path(safe_name(csv_name, "labels.csv")).stem, "csv", build, workspace)
 
@@ -197,12 +200,13 @@ def download_public_sample(owner: str, *, url: str | None = None, timeout: float
 
 
 def import_server_path(owner: str, text: str, *, name: str | None = None, val_split=0.15, test_split=0.15,
-                       seed: int = 0, label_columns: list[str] | None = None, workspace=None) -> DatasetInfo:
+                       seed: int = 0, label_columns: list[str] | None = None, workspace=None,
+                       small_classes: str = "train") -> DatasetInfo:
     """Import a folder (used in place), a .zip or a .csv from under the data root."""
     from .data import load_data
 
     path = resolve_server_path(text)
-    kw = split_kw(val_split, test_split, seed)
+    kw = split_kw(val_split, test_split, seed, small_classes)
     if label_columns and path.suffix.lower() == ".csv":
         kw["label_columns"] = label_columns
     return _import(owner, name or path.name, "server", lambda dest: load_data(path, dest, **kw), workspace)

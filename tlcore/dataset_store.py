@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS datasets (
   n_classes INTEGER DEFAULT 0, n_images INTEGER DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS datasets_owner ON datasets(owner);
+CREATE TABLE IF NOT EXISTS dataset_versions (
+  id TEXT PRIMARY KEY, lineage TEXT NOT NULL, parent TEXT, number INTEGER NOT NULL, changes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dataset_versions_lineage ON dataset_versions(lineage);
 """
 
 
@@ -160,6 +164,7 @@ def delete_dataset(owner: str, dataset_id: str, *, workspace=None) -> int:
 def remove_dataset(dataset_id: str, *, workspace=None) -> None:
     """Remove a dataset's row and its folder, whoever owns it (no checks: the caller decided)."""
     query(workspace, "DELETE FROM datasets WHERE id = ?", (dataset_id,))
+    query(workspace, "DELETE FROM dataset_versions WHERE id = ?", (dataset_id,))
     shutil.rmtree(datasets_dir(workspace) / dataset_id, ignore_errors=True)
 
 
@@ -226,9 +231,11 @@ def datasets_in_use(workspace) -> set[str]:
 
 
 
-def split_kw(val_split: float, test_split: float, seed: int) -> dict:
-    """The split arguments of :mod:`tlcore.data`, as the numbers it expects."""
-    return {"val_split": float(val_split), "test_split": float(test_split), "seed": int(seed)}
+def split_kw(val_split: float, test_split: float, seed: int, small_classes: str = "train") -> dict:
+    """The split arguments of :mod:`tlcore.data`, as the numbers it expects. ``small_classes``: a class too
+    small to split trains with all its images (``"train"``) or is left out (``"leave_out"``)."""
+    return {"val_split": float(val_split), "test_split": float(test_split), "seed": int(seed),
+            "small_classes": str(small_classes)}
 
 
 def register_dataset(owner: str, dataset_id: str, name: str, kind: str, n_classes: int, n_images: int, *,
@@ -239,3 +246,87 @@ def register_dataset(owner: str, dataset_id: str, name: str, kind: str, n_classe
     query(workspace, "INSERT INTO datasets (id, owner, name, kind, created, last_used, shared, n_classes, n_images) "
           "VALUES (?,?,?,?,?,?,0,?,?)", (dataset_id, owner, clean, kind, now, now, n_classes, n_images))
     return get_dataset(owner, dataset_id, workspace=workspace)
+
+
+# ------------------------------------------------------------------------------------------------ versions
+@dataclass
+class VersionInfo:
+    """One version of a dataset: its own dataset id, its number (1 is the import), what changed from its parent."""
+
+    id: str
+    number: int
+    parent: str | None
+    changes: str
+    name: str
+    created: float
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}: {self.changes}"
+
+    @property
+    def ref(self) -> str:
+        """The value of ``RunConfig.data`` that names this version."""
+        return DATASET_PREFIX + self.id
+
+
+def _version_row(dataset_id: str, workspace) -> sqlite3.Row | None:
+    rows = query(workspace, "SELECT * FROM dataset_versions WHERE id = ?", (dataset_id,))
+    return rows[0] if rows else None
+
+
+def version_number(dataset_id: str | None, *, workspace=None) -> int:
+    """Which version of its dataset ``dataset_id`` is (1 for an import that was never fixed)."""
+    row = _version_row(dataset_id_of(dataset_id) or "", workspace)
+    return int(row["number"]) if row else 1
+
+
+def dataset_versions(owner: str, dataset_id: str, *, workspace=None) -> list[VersionInfo]:
+    """Every version of this dataset that this owner may see, oldest first (v1 is the import)."""
+    info = get_dataset(owner, dataset_id, workspace=workspace)
+    row = _version_row(info.id, workspace)
+    lineage = row["lineage"] if row else info.id
+    found = {r["id"]: r for r in query(workspace, "SELECT * FROM dataset_versions WHERE lineage = ?", (lineage,))}
+    out = []
+    for ds_id in [lineage] + sorted(found, key=lambda i: found[i]["number"]):
+        try:
+            d = get_dataset(owner, ds_id, workspace=workspace)
+        except DataError:
+            continue                            # deleted, or another owner's version
+        r = found.get(ds_id)
+        out.append(VersionInfo(d.id, int(r["number"]) if r else 1, r["parent"] if r else None,
+                               r["changes"] if r else "as imported", d.name, d.created))
+    return out
+
+
+def new_version(owner: str, dataset_id: str, fixes, *, seed: int = 0, workspace=None) -> VersionInfo:
+    """Apply :class:`tlcore.data.versions.Fixes` (or a dict of its fields) as a new version (a new dataset of this owner, named "… v2");
+    the dataset itself is never changed, so runs trained on it keep what they trained on."""
+    import secrets
+
+    from .data import Dataset
+    from .data.versions import Fixes, derive
+
+    info = get_dataset(owner, dataset_id, workspace=workspace)
+    fixes = Fixes(**fixes) if isinstance(fixes, dict) else fixes
+    if fixes.empty():
+        raise DataError("Nothing to change: choose images to remove or move, or classes to merge, first.")
+    row = _version_row(info.id, workspace)
+    lineage = row["lineage"] if row else info.id
+    numbers = [r["number"] for r in query(workspace, "SELECT number FROM dataset_versions WHERE lineage = ?",
+                                          (lineage,))]
+    number = max([1] + numbers) + 1
+    new_id = secrets.token_hex(12)
+    dest = datasets_dir(workspace) / new_id
+    try:
+        dataset, changes = derive(Dataset.load(datasets_dir(workspace) / info.id), dest, fixes, seed=seed)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    base = re.sub(r" v\d+$", "", info.name)
+    register_dataset(owner, new_id, f"{base} v{number}", info.kind, len(dataset.classes), len(dataset.samples),
+                     workspace=workspace)
+    query(workspace, "INSERT INTO dataset_versions (id, lineage, parent, number, changes) VALUES (?,?,?,?,?)",
+          (new_id, lineage, info.id, number, changes))
+    return next(v for v in dataset_versions(owner, new_id, workspace=workspace) if v.id == new_id)
+

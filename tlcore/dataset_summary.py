@@ -13,7 +13,7 @@ def dataset_summary(dataset) -> dict:
     return {"classes": list(dataset.classes), "rows": rows, "n_images": len(dataset.samples),
             "skipped": [{"file": f, "reason": r} for f, r in dataset.report.skipped],
             "warnings": list(dataset.report.warnings), "tasks": dict(dataset.tasks), "source": dataset.source,
-            "own_splits": dataset.own_splits}
+            "own_splits": dataset.own_splits, "small_classes": dict(dataset.report.small_classes)}
 
 
 def thumbnails(dataset, per_class: int = 6, size: int = 96) -> dict[str, list[tuple[str, Any]]]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .artifacts import load_labels, load_run_config, read_json
+from .calibration import load_confidence
 from .calls import over_files
 from .data import load_data
 from .errors import RunError
@@ -27,13 +28,16 @@ from .tf_env import keras
 KEPT_KEYS = ("few_shot", "domain_adaptation", "target", "target_accuracy", "source_only_target_accuracy")
 
 
-def predict_paths(model: keras.Model, paths: list[str], image_size: int, batch_size: int = 32) -> np.ndarray:
-    """Softmax outputs for image files, streamed through the training input pipeline."""
-    return over_files(model, paths, image_size, batch_size)
+def predict_paths(model: keras.Model, paths: list[str], image_size: int, batch_size: int = 32,
+                  tta: bool = False) -> np.ndarray:
+    """Softmax outputs for image files, streamed through the training input pipeline (``tta``: averaged with the
+    mirror image)."""
+    return over_files(model, paths, image_size, batch_size, tta=tta)
 
 
 def evaluate_model(model: keras.Model, dataset: Any, classes: list[str], image_size: int, *,
-                   split: str | None = "test", batch_size: int = 32, top_k: int = 3) -> dict:
+                   split: str | None = "test", batch_size: int = 32, top_k: int = 3,
+                   temperature: float | None = None, tta: bool = False) -> dict:
     """Metrics of ``model`` on one split of ``dataset`` (``split=None``: every labelled sample); see :func:`score`."""
     samples = dataset.split(split) if split else list(dataset.samples)
     samples = [s for s in samples if s.label is not None]
@@ -45,13 +49,14 @@ def evaluate_model(model: keras.Model, dataset: Any, classes: list[str], image_s
     where = f"the {split} split" if split else "the data"
     note = (f"There is no test data: {where} has no labelled images, so nothing was measured. "
             "Import data with a test share above 0 or a test folder to evaluate.")
-    probs = predict_paths(model, [s.path for s in samples], image_size, batch_size) if samples else None
-    result: dict[str, Any] = {"split": split or "all"}
-    result.update(report(samples, [s.label for s in samples], probs, classes, top_k, note=note))
+    probs = predict_paths(model, [s.path for s in samples], image_size, batch_size, tta) if samples else None
+    result: dict[str, Any] = {"split": split or "all", "tta": bool(tta)}
+    result.update(report(samples, [s.label for s in samples], probs, classes, top_k, note=note,
+                         temperature=temperature))
     return result
 
 
-def evaluate_run(run_dir: str | Path, data: str | Path | None = None, top_k: int = 3) -> dict:
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, top_k: int = 3, tta: bool = False) -> dict:
     """Evaluate a run on its own test split, or on other labelled images (``data``: folder, zip or CSV).
 
     Other data is imported into ``run_dir/eval_data``; its own test folder is used when it has one, else
@@ -76,7 +81,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, top_k: int
                                 split or "all")
     else:
         result = evaluate_model(model, dataset, classes, image_size, split=split, batch_size=config.batch_size,
-                                top_k=top_k)
+                                top_k=top_k, temperature=load_confidence(run_dir).temperature, tta=tta)
     if data is None:   # what only the strategy measured when training ended (episodes, target images) stays
         previous = read_json(run_dir / "evaluation.json") or {}
         result.update({k: previous[k] for k in KEPT_KEYS if k in previous})

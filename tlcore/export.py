@@ -1,4 +1,5 @@
-"""Exporting a trained run: .keras, SavedModel (TF Serving) and TFLite (float32, float16, int8), with a model card.
+"""Exporting a trained run: .keras, SavedModel (TF Serving), TFLite (float32, float16, int8), ONNX and a web page,
+with a model card. The parity matrix is :mod:`tlcore.parity`, the one-zip bundle :mod:`tlcore.bundle`.
 
 Every export is written into a hidden staging folder inside ``out_dir`` and moved into place with ``os.replace``
 only when complete, so a crash or a full disk never leaves a half-written file where a good one is expected.
@@ -14,25 +15,23 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
-import json
 import os
 import shutil
 import tempfile
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .artifacts import load_labels, load_run_config
-from .calls import batched_call
 from .errors import DataError, ExportError, TLError
-from .export_formats import EXPORT_FORMATS, FormatEntry, check_formats, format_entry, parity_formats
+from .export_formats import EXPORT_FORMATS, FormatEntry, check_formats, format_entry
 from .model_card import model_card
 from .pipeline import image_dataset
-from .predict import Predictor, download_name, load_run_model, model_image_size  # noqa: F401 - download_name for pages
+from .predict import download_name, load_run_model, model_image_size  # noqa: F401 - download_name for pages
 from .run_data import run_dataset
 from .runs import atomic_write
 from .tf_env import keras, tf
@@ -155,6 +154,7 @@ class ExportJob:
     model: Any
     size: int
     _source: Any = None
+    cache: dict = field(default_factory=dict)   # what several writers share (the ONNX conversion)
 
     @property
     def source(self):
@@ -183,7 +183,7 @@ def write_tflite(job: ExportJob, entry: FormatEntry, target: Path) -> None:
 # -- public API -----------------------------------------------------------------------------------------------
 def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> Path:
     """Export one format into ``out_dir`` (plus labels.txt, config.json, model_card.md); returns the artifact."""
-    return export_all(run_dir, out_dir, [fmt])[fmt]
+    return export_all(run_dir, out_dir, [fmt])[format_entry(fmt).name]   # "tfjs" is the web entry's alias
 
 
 def export_all(run_dir: str | Path, out_dir: str | Path, formats: Sequence[str] = FORMATS) -> dict[str, Path]:
@@ -232,7 +232,8 @@ def zip_dir(path: str | Path, dest: str | Path | None = None) -> bytes | Path:
 
 # -- parity ---------------------------------------------------------------------------------------------------
 def tflite_interpreter(path: str | Path):
-    """A TFLite interpreter (ai-edge-litert when installed, else tf.lite without its deprecation warning)."""
+    """A LiteRT interpreter (``ai_edge_litert``, the successor of the ``tf.lite.Interpreter`` that TF 2.21
+    deprecates; tf.lite's, without its warning, only where ai-edge-litert is not installed)."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -244,10 +245,11 @@ def tflite_interpreter(path: str | Path):
     return interpreter
 
 
-def tflite_probabilities(path: str | Path, batch: np.ndarray) -> np.ndarray:
-    """Run a .tflite model image by image over a float32 batch (N, size, size, 3) → (N, classes)."""
+def tflite_probabilities(path: str | Path, batch: np.ndarray, output: int = 0) -> np.ndarray:
+    """Run a .tflite model image by image over a float32 batch (N, size, size, 3) → (N, classes), from its
+    ``output``-th output (a multi-task model's outputs come in the sorted order of their keys)."""
     interpreter = tflite_interpreter(path)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[output]
     if tuple(inp["shape"]) != (1,) + batch.shape[1:]:
         interpreter.resize_tensor_input(inp["index"], (1,) + batch.shape[1:])
         interpreter.allocate_tensors()
@@ -257,49 +259,3 @@ def tflite_probabilities(path: str | Path, batch: np.ndarray) -> np.ndarray:
         interpreter.invoke()
         rows.append(np.array(interpreter.get_tensor(out["index"])[0], dtype="float32"))
     return np.stack(rows) if rows else np.zeros((0, 0), "float32")
-
-
-def _fresh(path: Path, model_file: Path) -> bool:
-    return path.exists() and path.stat().st_mtime >= model_file.stat().st_mtime
-
-
-def _compare(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
-    agree = float(np.mean(reference.argmax(1) == other.argmax(1)))
-    return agree, float(np.max(np.abs(reference - other)))
-
-
-def parity_check(run_dir: str | Path, max_images: int = 50) -> dict:
-    """Compare top-1 and probabilities of the studio's Predictor, the exported .keras and the .tflite files.
-
-    Uses the test images (else all images) and the exports in ``run_dir/exports`` (made there when missing or
-    older than the model). float16/int8 TFLite files already exported there are compared too but do not decide
-    ``ok``. Writes ``run_dir/parity.json``.
-    """
-    run_dir = Path(run_dir)
-    predictor = Predictor.from_run(run_dir)
-    dataset = run_dataset(run_dir)
-    samples = dataset.split("test") or list(dataset.samples)
-    paths = [s.path for s in samples[:max_images]]
-    result: dict = {"n": len(paths), "split": "test" if dataset.split("test") else "all"}
-    if not paths:
-        result.update(ok=False, note="There are no images to compare on: import data with a test split.")
-        atomic_write(run_dir / "parity.json", json.dumps(result, indent=2))
-        return result
-    exports, model_file = run_dir / "exports", run_dir / "model.keras"
-    missing = [f for f in ("keras", "tflite") if not _fresh(exports / ARTIFACTS[f], model_file)]
-    if missing:
-        export_all(run_dir, exports, missing)
-    batch = predictor.prepare(paths)
-    reference = batched_call(predictor.model, batch)
-    reloaded = keras.saving.load_model(str(exports / "model.keras"), safe_mode=True, compile=False)
-    result["keras_agree"], result["keras_max_abs_diff"] = _compare(reference, batched_call(reloaded, batch))
-    result["tflite_agree"], result["tflite_max_abs_diff"] = _compare(
-        reference, tflite_probabilities(exports / "model.tflite", batch))
-    for entry in parity_formats():   # other TFLite variants already exported are compared too
-        if entry.name not in ("keras", "tflite") and entry.runtime == "tflite" and _fresh(
-                exports / entry.artifact, model_file):
-            result[f"{entry.key}_agree"], result[f"{entry.key}_max_abs_diff"] = _compare(
-                reference, tflite_probabilities(exports / entry.artifact, batch))
-    result["ok"] = result["keras_agree"] == 1.0 and result["tflite_agree"] >= 0.98
-    atomic_write(run_dir / "parity.json", json.dumps(result, indent=2))
-    return result

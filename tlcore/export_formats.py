@@ -24,9 +24,17 @@ RUNTIMES = {
     "keras": "Keras 3: keras.saving.load_model(path)",
     "tensorflow": "TensorFlow: tf.saved_model.load(path), TensorFlow Serving",
     "tflite": "TensorFlow Lite / LiteRT: an Interpreter (input (1, size, size, 3) float32, pixels 0-255)",
+    "onnxruntime": "ONNX Runtime: onnxruntime.InferenceSession(path) (input image: (N, H, W, 3) float32, 0-255)",
+    "onnxruntime-web": "a browser: index.html runs model.onnx with onnxruntime-web (serve the folder over http)",
 }
-# The runtimes the parity check compares with the studio's model.
-PARITY_RUNTIMES = ("keras", "tflite")
+# The runtimes the parity check runs in Python and compares with the studio's model (the web page runs the
+# same model.onnx as the onnx row; the tests check it in Node and in Chromium).
+PARITY_RUNTIMES = ("keras", "tensorflow", "tflite", "onnxruntime")
+# Other names accepted for a format (the CLI's --format, export_all): TensorFlow.js cannot be installed beside
+# TensorFlow 2.21 (see tlcore.web_export), so "tfjs" gives the web page on onnxruntime-web.
+ALIASES = {"tfjs": "web"}
+# What a disagreement rate above which a format is flagged in the parity matrix: 1%, and 3% for int8.
+FLAG_AT = {"default": 0.01, "int8": 0.03}
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,11 @@ class FormatEntry:
     folder: bool = False
     needs: tuple[str, ...] = ("model",)
     quantize: str | None = None
+
+    @property
+    def flag_at(self) -> float:
+        """The share of images on which this format may disagree with the studio before it is flagged."""
+        return FLAG_AT.get(self.quantize or "", FLAG_AT["default"])
 
     @property
     def download(self) -> str:
@@ -81,6 +94,13 @@ EXPORT_FORMATS: dict[str, FormatEntry] = {e.name: e for e in (
     FormatEntry("tflite-int8", "TFLite int8 (.tflite)", "model_int8.tflite",
                 "A quarter of the size and fastest on small devices; may lose a little accuracy.",
                 "tflite", "tlcore.export:write_tflite", needs=("model", "training_images"), quantize="int8"),
+    FormatEntry("onnx", "ONNX (.onnx)", "model.onnx",
+                "For ONNX Runtime in any language (Python, C#, Java, C++, JavaScript). Any image size and batch.",
+                "onnxruntime", "tlcore.onnx_export:write_onnx"),
+    FormatEntry("web", "Web page (.zip)", "web",
+                "A page that classifies a dropped image in the browser (ONNX Runtime Web); serve the folder "
+                "over http.", "onnxruntime-web", "tlcore.web_export:write_web", mime="application/zip",
+                folder=True),
 )}
 
 
@@ -91,7 +111,8 @@ def format_entry(name: str) -> FormatEntry:
 
 def check_formats(formats: str | Sequence[str]) -> list[str]:
     """The formats without repeats, in order; an unknown one (or none) raises ConfigError listing the valid ones."""
-    formats = [formats] if isinstance(formats, str) else list(dict.fromkeys(formats))
+    formats = [formats] if isinstance(formats, str) else list(formats)
+    formats = list(dict.fromkeys(ALIASES.get(f, f) for f in formats))
     bad = [f for f in formats if f not in EXPORT_FORMATS]
     if bad or not formats:
         raise ConfigError(f"Unknown export format {', '.join(map(repr, bad)) or '(none given)'}: "

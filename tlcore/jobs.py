@@ -1,23 +1,45 @@
-"""The training queue: a bounded number of worker threads, a fair FIFO queue, and stop flags.
+"""The training queue: a bounded number of slots, a fair FIFO queue, and stop flags.
 
 Fair means first come, first served between people, and one training run per person at a time: a student who
 queues a comparison of five runs does not take every slot, and the runs of one comparison train one after another,
-so their times compare. A slot stays free rather than start a second run of someone already training."""
+so their times compare. A slot stays free rather than start a second run of someone already training.
+
+Each slot is a thread of this process that hands its run to an executor (:mod:`tlcore.worker`): by default a child
+process per run (:mod:`tlcore.worker_process`), a Ray task with ``TLS_RAY_ADDRESS`` (:mod:`tlcore.worker_ray`), or
+the slot thread itself (``TLS_EXECUTOR=thread``). The queue, the fairness rule and ``runs.db`` stay here."""
 from __future__ import annotations
 
-import sys
 import threading
 from collections import deque
 from pathlib import Path
 
 from .runs import RunConfig, RunState, RunStore
-from .settings import max_concurrent_jobs, workspace_dir
+from .settings import executor_kind, max_concurrent_jobs, workspace_dir
+from .worker import ThreadExecutor, stop_orphans
+
+
+def make_executor(kind: str | None = None, warm: int | None = None):
+    """The executor for ``kind`` (``process``, ``thread`` or ``ray``; default: the operator's ``TLS_EXECUTOR``)."""
+    kind = kind or executor_kind()
+    if kind == "thread":
+        return ThreadExecutor()
+    if kind == "ray":
+        from .worker_ray import RayExecutor
+
+        return RayExecutor(fallback=lambda: make_executor("process", warm))
+    from .worker_process import ProcessExecutor
+
+    return ProcessExecutor(warm=warm)
 
 
 class JobManager:
-    """Runs training jobs off the caller's thread. Workers never touch the UI; they write events to the store."""
+    """Runs training jobs off the caller's thread. Workers never touch the UI; they write events to the store.
 
-    def __init__(self, store: RunStore, max_concurrent: int | None = None) -> None:
+    ``executor`` is where runs train (an executor object, or its kind: ``process``, ``thread``, ``ray``);
+    ``warm`` is how many ready training processes the process executor keeps (default ``TLS_WARM_WORKERS``)."""
+
+    def __init__(self, store: RunStore, max_concurrent: int | None = None, executor=None,
+                 warm: int | None = None) -> None:
         self.store = store
         self.max_concurrent = max_concurrent or max_concurrent_jobs()
         self._queue: deque[str] = deque()
@@ -27,7 +49,11 @@ class JobManager:
         self._done: dict[str, threading.Event] = {}
         self._running: set[str] = set()
         self._closed = False
+        orphans = stop_orphans(store)                  # workers of a server that died: stopped before the sweep
         self.recovered = store.recover_interrupted()
+        self.recovered += [r for r in orphans if r not in self.recovered]
+        self.executor = executor if executor is not None and not isinstance(executor, str) else \
+            make_executor(executor, warm)
         self._workers = [threading.Thread(target=self._work, name=f"tls-worker-{i}", daemon=True)
                          for i in range(self.max_concurrent)]
         for worker in self._workers:
@@ -61,12 +87,7 @@ class JobManager:
                 self._queue.remove(run_id)
                 self._running.add(run_id)
             try:
-                if "tensorflow" not in sys.modules:          # the first run after a start imports TensorFlow
-                    self.store.append_event(run_id, "phase", phase="load",
-                                            message="Loading TensorFlow (only the first run after a server start)")
-                from .runner import execute_run
-
-                execute_run(self.store, run_id, self._stops[run_id])
+                self.executor.run(self.store, run_id, self._stops[run_id])
             except Exception as exc:  # the worker survives whatever happens; the run says why it failed
                 self.store.set_state(run_id, RunState.FAILED,
                                      error=f"The training worker failed to start this run ({type(exc).__name__}); "
@@ -128,6 +149,7 @@ class JobManager:
             for event in self._stops.values():
                 event.set()
             self._cv.notify_all()
+        self.executor.close()
 
 
 _MANAGERS: dict[Path, JobManager] = {}

@@ -165,6 +165,55 @@ def _evaluation_lines(ev: dict | None, n_classes: int) -> list[str]:
     return lines
 
 
+def confidence_lines(info: dict | None, ev: dict | None) -> list[str]:
+    """The calibration and the "not sure" / "not one of my classes" thresholds, in words."""
+    if not info:
+        return ["This model's confidence was not calibrated (it was trained before calibration was added)."]
+    if info.get("note"):
+        lines = [info["note"]]
+    else:
+        lines = [f"The confidence was calibrated on {info.get('n')} validation images by temperature scaling "
+                 f"(T = {info['temperature']:.2f}, kept inside the model and every exported file)."]
+    if ev and ev.get("ece") is not None:
+        text = f"Its expected calibration error on the test images is {ev['ece']:.3f}"
+        if ev.get("ece_uncalibrated") is not None:
+            text += f" ({ev['ece_uncalibrated']:.3f} before calibration)"
+        lines.append(text + ".")
+    if info.get("unsure_below"):
+        lines.append(f"An answer below {info['unsure_below']:.0%} confidence is marked \"not sure\": above it, "
+                     f"{info.get('precision_target', 0.95):.0%} of the validation answers were right.")
+    if info.get("ood_threshold") is not None:
+        lines.append("An image whose features lie farther from every class than 99% of the training images lie "
+                     "from their own class is answered \"this does not look like any of your classes\".")
+    return [" ".join(lines)]
+
+
+def parity_lines(parity: dict | None) -> list[str]:
+    """The parity matrix of :func:`tlcore.parity.parity_matrix` as Markdown (a sentence, a table with one row per
+    format, then the images each flagged format disagrees on), or [] when none was measured."""
+    if not parity or not parity.get("rows"):
+        return []
+    ref = parity.get("reference_accuracy")
+    lines = [f"Each exported file was run in its own runtime on the {parity['n']} {parity['split']} images and "
+             "compared with the studio's model" + (f" (accuracy {ref:.1%})" if ref is not None else "")
+             + ". The web page runs the same model.onnx with onnxruntime-web.", "",
+             "| file | runtime | same top class | largest probability difference | accuracy | verdict |",
+             "|---|---|---|---|---|---|"]
+    for row in parity["rows"]:
+        if row.get("error"):
+            lines.append(f"| {row['file']} | {row['runtime']} | – | – | – | failed: {_cell(row['error'])} |")
+            continue
+        acc = "–" if row.get("accuracy") is None else f"{row['accuracy']:.1%}"
+        verdict = (f"flagged: differs on {row['disagree']} images (more than {row['flag_at']:.0%})"
+                   if row["flagged"] else "agrees")
+        lines.append(f"| {row['file']} | {row['runtime']} | {row['agree']:.1%} | {row['max_abs_diff']:.2g} | "
+                     f"{acc} | {verdict} |")
+    for row in parity["rows"]:
+        if row.get("flagged") and row.get("images"):
+            lines += ["", f"{row['file']} disagrees on: " + ", ".join(map(_cell, row["images"])) + "."]
+    return lines
+
+
 def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: list[str] | None = None) -> str:
     """A Markdown model card in prose and tables: model, training settings of its strategy, data, evaluation,
     intended use and limitations, how to load."""
@@ -188,9 +237,10 @@ def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: li
         ("Backbone", backbone if config.backbone_file else f"{backbone} (`{config.backbone}`)"),
         ("Starting weights", weights),
         ("Strategy", f"{strategy} (`{config.strategy}`)"),
-        ("Input", f"RGB pixels 0-255 (float32). The .keras and SavedModel files take any image size and resize to "
-                  f"{size}×{size} themselves; the .tflite files take one image of shape (1, {size}, {size}, 3), "
-                  "already resized (bilinear)."),
+        ("Input", f"RGB pixels 0-255 (float32). The .keras, SavedModel and ONNX files take any image size and "
+                  f"resize to {size}×{size} themselves (the ONNX input `image` has a dynamic batch and image "
+                  f"size); the .tflite files take one image of shape (1, {size}, {size}, 3), already resized "
+                  "(bilinear)."),
         ("Output", "softmax probabilities, one per class, in the order of labels.txt"),
     ])
     lines += ["", "## Training settings", "", f"Only the settings that {strategy} uses:", ""]
@@ -206,9 +256,16 @@ def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: li
     else:
         lines.append("The image counts were not recorded. Classes: " + ", ".join(labels) + ".")
     lines += ["", "## Evaluation", ""] + _evaluation_lines(read_json(run_dir / "evaluation.json"), len(labels))
+    lines += ["", "## Confidence", ""] + confidence_lines(read_json(run_dir / "calibration.json"), read_json(
+        run_dir / "evaluation.json"))
+    lines += ["", "## Parity of the exported files", ""] + (
+        parity_lines(read_json(run_dir / "parity.json"))
+        or ["The exported files have not been compared with the studio's model yet (the Export page's parity "
+            "check, or `python -m tlcore export RUN --format all`)."])
     lines += ["", "## Intended use and limitations", "",
               f"- Meant to sort images into these classes only: {', '.join(labels)}. Any other image still gets one "
-              "of them, often with high confidence.",
+              "of them; the studio's own predictions flag images far from every class (see Confidence), but the "
+              "exported files return the probabilities alone.",
               "- The metrics hold for images like the training data; other cameras, lighting or backgrounds can "
               "lower accuracy. Check it on your own images before relying on it.",
               "- A small test set gives uncertain metrics. Do not use the model for decisions about people, or "
@@ -229,5 +286,9 @@ def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: li
               f"x = tf.image.resize(image, ({size}, {size})).numpy()[None].astype('float32')",
               'interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x); interpreter.invoke()',
               'probs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]',
+              "",
+              "import onnxruntime as ort                                 # ONNX: any size, any batch",
+              'session = ort.InferenceSession("model.onnx")',
+              'probs = session.run(["probabilities"], dict(image=np.asarray(image, "float32")[None]))[0][0]',
               "```", ""]
     return "\n".join(lines)

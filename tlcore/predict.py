@@ -16,6 +16,7 @@ import numpy as np
 
 from .artifacts import load_labels, load_run_config, model_path
 from .backbones import resolve_size
+from .calibration import Confidence, load_confidence
 from .calls import as_list, batched_call, over_images, prepare_images, resize, traced_call
 from .calls import to_rgb_array  # noqa: F401 - re-exported for the Predict page
 from .errors import DataError, ImageError, RunError
@@ -72,6 +73,9 @@ class Predictor:
         self.model, self.classes, self.image_size, self.run_dir = model, list(classes), int(image_size), run_dir
         # multi-task: every task's classes (main task first) and the model with one output per task
         self.tasks, self.full_model = dict(tasks or {}), full_model
+        self.confidence: Confidence = load_confidence(run_dir)
+        self._scoring: keras.Model | None = None
+        self.tta = False       # test-time augmentation: average each image with its mirror image (off by default)
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> "Predictor":
@@ -113,7 +117,8 @@ class Predictor:
         """({task: probabilities}, indices of the images they belong to) for images of any kind, decoded in
         parallel with the model (:func:`tlcore.calls.over_images`); a bad image goes to ``errors`` when given."""
         model = self.full_model if self.multitask else self.model
-        out, order = over_images(model, as_list(images), self.image_size, names=names, errors=errors)
+        out, order = over_images(model, as_list(images), self.image_size, names=names, errors=errors,
+                                       tta=self.tta)
         return self._task_outputs(out), order
 
     def task_probabilities(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -127,6 +132,33 @@ class Predictor:
         tops = {task: _top(probs[task], tasks[task], top_k) for task in tasks}
         return [{task: tops[task][i] for task in tasks} for i in range(len(next(iter(tops.values()))))]
 
+    def scoring_model(self) -> keras.Model | None:
+        """The model with a second output, the pooled backbone features, for the "not one of my classes" score
+        (one pass gives both); None when the run has no class prototypes or the model no ``pool`` layer."""
+        if self._scoring is None and self.confidence.means is not None and not self.multitask:
+            try:
+                pooled = self.model.get_layer("pool").output
+            except ValueError:
+                return None
+            self._scoring = keras.Model(self.model.inputs, {"probabilities": self.model.output, "features": pooled})
+        return self._scoring
+
+    def assess(self, images: Any, names: Sequence[str] | None = None, errors: dict[int, ImageError] | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None, list[str], list[int]]:
+        """(probabilities, out-of-distribution scores or None, statuses, indices of the images they belong to):
+        each image is ``confident``, ``unsure`` (below the run's validation threshold) or ``unknown`` (its features
+        lie far from every class)."""
+        model = self.scoring_model()
+        if model is None:
+            probs, order = over_images(self.model, as_list(images), self.image_size, names=names, errors=errors,
+                                       tta=self.tta)
+            ood = None
+        else:
+            out, order = over_images(model, as_list(images), self.image_size, names=names, errors=errors,
+                                       tta=self.tta)
+            probs, ood = out["probabilities"], self.confidence.ood_scores(out["features"])
+        return probs, ood, self.confidence.statuses(probs, ood), order
+
     def prepare(self, images: Any) -> np.ndarray:
         """Decode (PIL, one at a time) and resize images → float32 batch (N, size, size, 3), 0-255. Prediction
         itself goes through :func:`tlcore.calls.over_images`, which decodes JPEGs with TensorFlow as training does."""
@@ -138,7 +170,7 @@ class Predictor:
 
     def probabilities(self, images: Any) -> np.ndarray:
         """Softmax probabilities, shape (N, classes); the first bad image raises its ImageError."""
-        return over_images(self.model, as_list(images), self.image_size)[0]
+        return over_images(self.model, as_list(images), self.image_size, tta=self.tta)[0]
 
     def predict(self, images: Any, top_k: int = 3) -> list[list[tuple[str, float]]]:
         """The top ``top_k`` (class, probability) pairs per image, most likely first."""
@@ -158,14 +190,20 @@ def _top(probs: np.ndarray, classes: list[str], top_k: int) -> list[list[tuple[s
 def predict_table(predictor: Predictor, named_images: Sequence[tuple[str, bytes]], top_k: int = 3) -> list[dict]:
     """One row per uploaded file (for a CSV download); a bad file gets a row with its error, not an exception.
 
-    Keys: file, prediction, confidence, a ``task:<name>`` and ``task:<name>:confidence`` pair per further task of a
+    Keys: file, prediction, confidence, status (confident / unsure / unknown), ood_score, a ``task:<name>`` and ``task:<name>:confidence`` pair per further task of a
     multi-task run, top1, top1_probability, …, and error; :func:`table_columns` names them in words.
     """
     k = max(1, min(int(top_k), len(predictor.classes)))
     named_images = list(named_images)
     failed: dict[int, ImageError] = {}
-    probs, good = predictor.task_outputs([data for _, data in named_images], [name for name, _ in named_images],
-                                         errors=failed)
+    datas, names = [data for _, data in named_images], [name for name, _ in named_images]
+    status: dict[int, tuple[str, float | None]] = {}
+    if predictor.multitask:
+        probs, good = predictor.task_outputs(datas, names, errors=failed)
+    else:
+        main_probs, ood, statuses, good = predictor.assess(datas, names, errors=failed)
+        probs = {next(iter(predictor.tasks), "label"): main_probs}
+        status = {i: (statuses[j], None if ood is None else float(ood[j])) for j, i in enumerate(good)}
     errors = {i: str(exc) for i, exc in failed.items()}
     main, *others = predictor.tasks if predictor.multitask else list(probs)
     by_index = dict(zip(good, predictor.top_k(probs[main], k)))
@@ -182,6 +220,9 @@ def predict_table(predictor: Predictor, named_images: Sequence[tuple[str, bytes]
         for rank in range(k):
             cls, p = top[rank] if rank < len(top) else ("", None)
             row[f"top{rank + 1}"], row[f"top{rank + 1}_probability"] = cls, p
+        row["status"], row["ood_score"] = status.get(i, ("", None)) if top else ("", None)
+        if predictor.multitask and top:
+            row["status"] = predictor.confidence.statuses(np.array([[top[0][1]]]))[0]
         row["error"] = errors.get(i, "")
         rows.append(row)
     return rows
@@ -197,6 +238,8 @@ def table_columns(predictor: Predictor, keys: Sequence[str]) -> dict[str, str]:
     for key in keys:
         if key in ("prediction", "confidence"):
             name = f"{main} {key}" if main else key
+        elif key == "ood_score":
+            name = "distance from your classes"
         elif key.startswith("task:"):
             task = key[5:].removesuffix(":confidence")
             name = f"{task} confidence" if key.endswith(":confidence") else f"{task} prediction"
@@ -228,12 +271,30 @@ def download_name(run_name: str | None, run_id: str, what: str) -> str:
     return f"{stem}-{str(run_id)[-6:]}-{what}"
 
 
+STATUS_WORDS = {"confident": "", "unsure": "not sure", "unknown": "this does not look like any of your classes"}
+
+
 def prediction_records(predictor: Predictor, images: Sequence[Any], top_k: int = 3) -> list[dict]:
-    """The command line's answers: [{image, top: [{class, probability}], tasks?: {task: [{class, probability}]}}]."""
+    """The command line's answers: [{image, top: [{class, probability}], status, confidence, ood_score,
+    tasks?: {task: [{class, probability}]}}]; ``status`` is confident, unsure or unknown (:meth:`Predictor.assess`)."""
+    images = list(images)
+    if predictor.multitask:
+        answers = predictor.predict_tasks(images, top_k)
+        probs = None
+    else:
+        probs, ood, statuses, _ = predictor.assess(images)
+        answers = [{"label": pairs} for pairs in predictor.top_k(probs, top_k)]
     rows = []
-    for image, answer in zip(images, predictor.predict_tasks(list(images), top_k)):
+    for i, (image, answer) in enumerate(zip(images, answers)):
         tops = {task: [{"class": c, "probability": p} for c, p in pairs] for task, pairs in answer.items()}
         row = {"image": str(image), "top": next(iter(tops.values()))}
+        row["confidence"] = row["top"][0]["probability"] if row["top"] else None
+        if probs is not None:
+            row["status"] = statuses[i]
+            row["ood_score"] = None if ood is None else float(ood[i])
+        else:
+            row["status"] = predictor.confidence.statuses(np.array([[row["confidence"] or 0.0]]))[0]
+            row["ood_score"] = None
         if predictor.multitask:
             row["tasks"] = tops
         rows.append(row)

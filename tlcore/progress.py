@@ -17,6 +17,8 @@ PHASE_WORDS = {
     "unfreeze": "Unfreezing the top of the backbone",
     "fine-tune": "Fine-tuning the backbone",
     "train": "Training every layer",
+    "calibrate": "Calibrating the confidence on the validation images",
+    "search": "Trying settings of the head on the cached features",
     "save": "Saving the model",
     "evaluate": "Measuring accuracy on the test images",
 }
@@ -59,6 +61,8 @@ class RunProgress:
     phase_batches: int = 0                    # batch events seen in the current phase
     estimating: bool = False                  # training, but the time left is not stable yet
     stages_seen: list[str] = field(default_factory=list)
+    trials: list[dict] = field(default_factory=list)     # the automatic search's trials, as they finish
+    search: dict | None = None                          # its outcome: best settings, score, epochs, scoring
 
     @property
     def finished(self) -> bool:
@@ -94,10 +98,14 @@ def summarize(events: list[dict], expected_epochs: int | None = None) -> RunProg
             if ev.get("phase") == "features":
                 p.phase, p.phase_text = "features", PHASE_WORDS["features"]
                 _saw(p, "features")
-        elif kind == "features":
+        elif kind == "features" and ev.get("split") != "prototypes":   # not the calibration's pass
             p.features_reused = (p.features_reused or 0) + int(ev.get("reused") or 0)
             p.features_images = (p.features_images or 0) + int(ev.get("total") or 0)
             _saw(p, "features")
+        elif kind == "trial":
+            p.trials.append({k: v for k, v in ev.items() if k not in ("type", "t")})
+        elif kind == "search_done":
+            p.search = {k: ev.get(k) for k in ("best", "score", "epochs", "trials", "scoring")}
         elif kind == "batch":
             p.phase_batches += 1
             p.current_epoch = ev.get("epoch", p.current_epoch)

@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 from .artifacts import save_model
+from .calibration import save_confidence
 from .data import Dataset
 from .errors import TLError
 from .evaluate import evaluate_model
@@ -18,6 +19,7 @@ from .results import chance_verdict, final_accuracy
 from .run_data import resolve_dataset
 from .runs import RunConfig, RunState, RunStore, atomic_write
 from .strategies import StopRequested, TrainContext, get_strategy
+from .strategies.confidence import fit_confidence
 from .tf_env import keras, tf
 
 log = logging.getLogger("tlcore")
@@ -56,8 +58,12 @@ def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = Non
         ctx = TrainContext(config, dataset, run_dir, emit, stop, distribution_strategy(config.distribute, config.devices),
                            target=target)
         result = strategy.fit(ctx)
+        emit("phase", phase="calibrate", message="Calibrating the confidence")
+        confidence = fit_confidence(ctx, result)     # rescales the final layer: before saving
+        ctx.temperature = confidence[0]["temperature"]
         emit("phase", phase="save", message="Saving the model")
         save_result(run_dir, result, strategy)
+        save_confidence(run_dir, *confidence)
         emit("phase", phase="evaluate", message="Evaluating on the test images")
         evaluation = evaluate_result(ctx, result, strategy)
         atomic_write(run_dir / "evaluation.json", json.dumps(evaluation, indent=2, ensure_ascii=False, default=str))
@@ -112,7 +118,8 @@ def save_result(run_dir: Path, result, strategy) -> None:
 def evaluate_result(ctx, result, strategy) -> dict:
     if hasattr(strategy, "evaluate"):
         return strategy.evaluate(ctx, result)
-    return evaluate_model(result.model, ctx.dataset, result.classes, ctx.image_size, batch_size=ctx.config.batch_size)
+    return evaluate_model(result.model, ctx.dataset, result.classes, ctx.image_size, batch_size=ctx.config.batch_size,
+                          temperature=ctx.temperature)
 
 
 def _emitter(store: RunStore, run_id: str, stop: threading.Event):

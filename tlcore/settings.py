@@ -35,6 +35,14 @@ def max_concurrent_jobs() -> int:
     return max(1, int(os.environ.get("TLS_MAX_JOBS", default)))
 
 
+def auto_budget_cap() -> float:
+    """The most seconds an automatic search may take on this server (``TLS_AUTO_BUDGET_S``; default: no cap)."""
+    try:
+        return float(os.environ.get("TLS_AUTO_BUDGET_S", "inf"))
+    except ValueError:
+        return float("inf")
+
+
 def feature_cache_bytes() -> int:
     """The feature store's bound on disk (``TLS_FEATURE_CACHE_GB``, default 2; 0 turns the store off)."""
     try:
@@ -42,3 +50,49 @@ def feature_cache_bytes() -> int:
     except ValueError:
         gigabytes = 2.0
     return max(0, int(gigabytes * 1024 ** 3))
+
+
+def executor_kind() -> str:
+    """Where runs train (``TLS_EXECUTOR``): ``process`` (the default: one child process per run), ``thread`` (in
+    this process; tests that patch the engine) or ``ray`` (also chosen by setting ``TLS_RAY_ADDRESS``)."""
+    kind = os.environ.get("TLS_EXECUTOR", "").strip().lower()
+    if not kind:
+        return "ray" if ray_address() else "process"
+    return kind if kind in ("process", "thread", "ray") else "process"
+
+
+def ray_address() -> str | None:
+    """The Ray cluster runs are sent to (``TLS_RAY_ADDRESS``, e.g. ``ray://head:10001`` or ``auto``); None: here."""
+    return os.environ.get("TLS_RAY_ADDRESS") or None
+
+
+def warm_workers() -> int:
+    """Training processes kept started and ready, TensorFlow imported (``TLS_WARM_WORKERS``, default 1)."""
+    try:
+        return max(0, min(4, int(os.environ.get("TLS_WARM_WORKERS", "1"))))
+    except ValueError:
+        return 1
+
+
+def machine_memory_mb() -> int:
+    """This machine's memory, or the container's limit when that is lower (cgroup v2 ``memory.max``)."""
+    total = (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2 ** 20
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit) // 2 ** 20)
+    except OSError:
+        pass
+    return int(total)
+
+
+def max_run_memory_mb() -> int:
+    """The memory one run's process may use (``TLS_MAX_RUN_MEMORY_MB``; 0 = no cap). The default is a fair
+    share: three quarters of the machine divided by the training slots, so the server keeps its quarter."""
+    value = os.environ.get("TLS_MAX_RUN_MEMORY_MB")
+    if value is not None and value.strip():
+        try:
+            return max(0, int(float(value)))
+        except ValueError:
+            pass
+    return max(512, machine_memory_mb() * 3 // 4 // max_concurrent_jobs())

@@ -138,6 +138,21 @@ def confusion(matrix: list[list[int]], classes: list[str]) -> go.Figure:
     return fig
 
 
+def reliability(bins: list[dict]) -> go.Figure:
+    """The reliability diagram: per confidence bin, the share right (bars) against the diagonal of perfect trust."""
+    mid = [(b["low"] + b["high"]) / 2 for b in bins]
+    fig = go.Figure(go.Bar(x=mid, y=[b["accuracy"] for b in bins], width=[b["high"] - b["low"] for b in bins],
+                           name="share right", customdata=[[b["count"], b["confidence"]] for b in bins],
+                           hovertemplate="confidence %{customdata[1]:.0%}: right %{y:.0%} of %{customdata[0]} "
+                                         "images<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dash"}, name="perfect", hoverinfo="skip"))
+    fig.update_layout(title="Reliability diagram", xaxis_title="confidence", yaxis_title="share right",
+                      xaxis_range=[0, 1], yaxis_range=[0, 1], height=320, showlegend=False, **_LAYOUT)
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
 def embedding(points: list[dict]) -> go.Figure:
     fig = go.Figure()
     domains = sorted({p.get("domain") or "data" for p in points})

@@ -100,6 +100,31 @@ def _target_score(record) -> None:
             "never to train it).", icon=":material/travel_explore:")
 
 
+def _trials(progress, run_id: str) -> None:
+    """The automatic search: one row per setting tried (best first) and the winner."""
+    import pandas as pd
+
+    rows = sorted(progress.trials, key=lambda r: -(r.get("score") or 0))
+    frame = pd.DataFrame([{"trial": r["trial"], "hidden units": r.get("units") or "none",
+                           "dropout": r.get("dropout"), "optimiser": r.get("optimizer"),
+                           "learning rate": r.get("learning_rate"), "class weights": r.get("class_weights"),
+                           "score": r.get("score"), "epochs": r.get("epochs"), "seconds": r.get("seconds"),
+                           "outcome": "stopped early (below the median)" if r.get("state") == "pruned" else "tried"}
+                          for r in rows])
+    st.markdown(f"**Settings tried: {len(rows)}**")
+    st.dataframe(frame, hide_index=True, width="stretch", key=f"trials_{run_id}",
+                 column_config={"score": st.column_config.ProgressColumn(min_value=0, max_value=1, format="percent"),
+                                "learning rate": st.column_config.NumberColumn(format="%.1e"),
+                                "dropout": st.column_config.NumberColumn(format="%.2f")})
+    if progress.search:
+        best = progress.search.get("best") or {}
+        st.success(f"Best: {best.get('units') or 'no'} hidden units, dropout {best.get('dropout', 0):.2f}, "
+                   f"{best.get('optimizer')} at {best.get('learning_rate', 0):.1e}, "
+                   f"{progress.search.get('epochs')} epochs: {progress.search.get('score', 0):.0%} "
+                   f"({_ui.esc(progress.search.get('scoring') or '')}). It is now trained on every training image.",
+                   icon=":material/emoji_events:")
+
+
 def render(run_id: str, record) -> bool:
     """Draw the run from ``record`` (its row, as ``_ui.visible_run`` read it; None when not visible) and its events;
     returns True when it has finished."""
@@ -122,6 +147,8 @@ def render(run_id: str, record) -> bool:
         st.progress(progress.fraction, text=status_line(progress))
         if progress.stages_seen:
             st.caption(_stage_line(record, progress))
+    if progress.trials:
+        _trials(progress, run_id)
     if progress.epochs:
         st.plotly_chart(_charts.training_curves(progress.epochs, progress.fine_tune_start, progress.total_epochs),
                         key=f"curves_{run_id}", width="stretch")

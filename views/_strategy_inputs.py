@@ -81,7 +81,15 @@ def _option_widget(info, saved_options: dict):
         return st.toggle(label, key=key, help=info.help)
     if isinstance(info.default, (int, float)):
         return st.number_input(label, key=key, help=info.help)
+    if info.choices:
+        if st.session_state[key] not in info.choices:
+            st.session_state[key] = info.default
+        return st.radio(label, list(info.choices), key=key, help=info.help, horizontal=True,
+                        format_func=lambda c: OPTION_WORDS.get(c, c))
     return st.text_input(label, key=key, help=info.help)
+
+
+OPTION_WORDS = {"dann": "Domain discriminator (DANN): small gaps", "self_training": "Self-training: large gaps"}
 
 
 # The inputs a strategy's needs ask for (catalog.NEEDS): each returns the RunConfig fields it fills.

@@ -9,6 +9,7 @@ import streamlit as st
 from views import _charts, _ui
 from views._data_import import clear_notice, import_panel, show_notice
 from views._data_manage import manage_panel
+from views.data_check import check_panel
 from tlcore import settings, workspace as ws
 
 st.title("1 · Data")
@@ -126,6 +127,9 @@ def show(current: ws.DatasetInfo, info: dict) -> None:
                          key="bad_files_table")
         else:
             st.write("Every file could be used.")
+
+    with st.container(border=True):
+        check_panel(me, current, info)
 
     st.subheader("A few images of each class")
     ok, pictures = _ui.call("Showing the images", thumbs, me, current.id)

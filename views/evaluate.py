@@ -62,6 +62,30 @@ def scores(ev: dict, key: str = "") -> None:
                         width="stretch")
 
 
+def calibration(ev: dict, run_dir) -> None:
+    """How far the model's confidence can be trusted: the reliability diagram and the ECE before and after."""
+    if not ev.get("reliability"):
+        return
+    st.subheader("Can you trust its confidence?")
+    left, right = st.columns([2, 3])
+    with left:
+        from tlcore.calibration import load_confidence
+
+        note = load_confidence(run_dir).info.get("note")
+        st.caption("When the model says 80%, it should be right about 80% of the time. Each bar is the test images "
+                   "answered with that confidence; the dashed line is perfect calibration. "
+                   + (_ui.esc(note) if note else "The model's confidence was calibrated on the validation images "
+                                                 "(temperature scaling)."))
+        cols = st.columns(2)
+        cols[0].metric("Calibration error (ECE)", f"{ev['ece']:.3f}",
+                       help="The average gap between confidence and accuracy, weighted by images (0 is perfect).")
+        if ev.get("ece_uncalibrated") is not None:
+            cols[1].metric("Before calibration", f"{ev['ece_uncalibrated']:.3f}",
+                           help=f"The same model before its temperature ({ev.get('temperature', 1):.2f}) was applied.")
+    with right:
+        st.plotly_chart(_charts.reliability(ev["reliability"]), key="reliability_chart", width="stretch")
+
+
 def mistakes(ev: dict) -> None:
     """The test images the model got wrong, most confident first."""
     wrong = ev.get("misclassified") or []
@@ -111,6 +135,7 @@ if record is not None:
     elif ev and ev.get("n"):
         scores(ev)
         strategy_results(ev, record.strategy)
+        calibration(ev, run_dir)
         mistakes(ev)
 
     st.subheader("Embedding map")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from views import _ui
 from tlcore import results
-from tlcore.export_formats import EXPORT_FORMATS, parity_formats
+from tlcore.export_formats import EXPORT_FORMATS
 
 st.title("6 · Export")
 st.caption("Download the model to use it in your own program, on a phone or on a small device.")
@@ -17,6 +17,34 @@ store = _ui.store()
 
 def reader(path: Path):
     return lambda: path.read_bytes()
+
+
+def show_parity(parity: dict) -> None:
+    """The parity matrix: one row per format, the verdict, and the images each flagged format disagrees on."""
+    if parity.get("note"):
+        st.info(_ui.esc(parity["note"]))
+        return
+    rows = parity.get("rows") or []
+    if not rows:
+        st.info("This parity check is from an older version: run it again.")
+        return
+    ref = parity.get("reference_accuracy")
+    (st.success if parity.get("ok") else st.warning)(
+        ("Every exported file agrees with the studio's model." if parity.get("ok") else
+         "Some exported files disagree with the studio's model (flagged below); prefer the others.")
+        + f" Compared on {parity.get('n', 0)} {parity.get('split', 'test')} images"
+        + (f"; the studio's model is right on {ref:.1%} of them." if ref is not None else "."))
+    st.dataframe([{"file": r["file"], "runtime": r["runtime"], "same top class": r.get("agree"),
+                   "largest probability difference": r.get("max_abs_diff"), "accuracy": r.get("accuracy"),
+                   "verdict": r.get("error") or ("flagged" if r.get("flagged") else "agrees")} for r in rows],
+                 hide_index=True, key="parity_table",
+                 column_config={"same top class": st.column_config.NumberColumn(format="percent"),
+                                "accuracy": st.column_config.NumberColumn(format="percent")})
+    for r in rows:
+        if r.get("flagged") and r.get("images"):
+            st.caption(_ui.esc(f"{r['file']} picks another class than the studio on {r['disagree']} images: "
+                               + ", ".join(r["images"])))
+    st.caption("The web page runs the same model.onnx as the ONNX row, with onnxruntime-web in the browser.")
 
 
 record = _ui.pick_done_run("export_run", "export")
@@ -82,35 +110,42 @@ if record is not None:
     st.code(f"python -m tlcore train --config {named('config.json')} --data PATH_TO_YOUR_IMAGES", language="bash",
             wrap_lines=True)
 
-    st.subheader("Use it in Python")
-    st.code(
-        "import keras\nimport numpy as np\nfrom PIL import Image\n\n"
-        f'model = keras.saving.load_model("{named("model.keras")}")\n'
-        f'labels = open("{named("labels.txt")}", encoding="utf-8").read().splitlines()\n\n'
-        'image = np.asarray(Image.open("my_photo.jpg").convert("RGB"), dtype="float32")  # any size, pixels 0-255\n'
-        "probabilities = model.predict(image[None])[0]\n"
-        "best = int(np.argmax(probabilities))\n"
-        'print(labels[best], f"{probabilities[best]:.0%}")\n', language="python", wrap_lines=True)
+    st.subheader("Everything in one zip")
+    st.caption("Every format, labels.txt, the settings, the model card, the parity report and the code below.")
+    from tlcore.bundle import BUNDLE
+
+    bundle = out / BUNDLE
+    if bundle.is_file() and bundle.stat().st_mtime >= model_time:
+        st.download_button(f"Download {BUNDLE}", reader(bundle), file_name=named(BUNDLE), mime="application/zip",
+                           key="download_bundle", on_click="ignore", help=f"{bundle.stat().st_size / 1e6:.1f} MB")
+    elif st.button("Prepare the zip of everything", key="export_bundle_button",
+                   help="Exports every format, checks that each answers like the studio, and zips them (a minute)."):
+        with st.spinner("Exporting every format and checking them…"):
+            with _ui.guarded("The bundle"):
+                from tlcore.bundle import export_bundle
+
+                export_bundle(run_dir, out)
+                st.rerun()
+
+    st.subheader("Use it in your app")
+    from tlcore.snippets import snippets
+
+    size = export.model_image_size(None, export.load_run_config(run_dir))
+    parts = snippets(run_dir, size, name=named)
+    st.caption(f"Code to paste, filled in with this model's files, its input size ({size}×{size}) and its classes.")
+    for tab, part in zip(st.tabs([part.title for part in parts]), parts):
+        tab.code(part.code, language=part.language, wrap_lines=True)
 
     st.subheader("Parity check")
-    st.caption("Checks that the downloaded files answer exactly like the model in the studio, on up to 50 test "
-               "images.")
+    st.caption("Runs every exported file in its own runtime on the test images and checks that it answers like "
+               "the model in the studio. A file that picks another class on more than 1% of the images (int8: 3%) "
+               "is flagged.")
     parity = results.load_parity(run_dir)
     if st.button("Run the parity check", key="parity_button",
-                 help="Exports the .keras and .tflite files if needed and compares their answers (takes a few seconds)."):
+                 help="Exports the files that are missing and compares their answers (takes a minute)."):
         with st.spinner("Comparing the exported models…"):
-            ok, parity = _ui.call("The parity check", export.parity_check, run_dir)
+            from tlcore.parity import parity_matrix
+
+            ok, parity = _ui.call("The parity check", parity_matrix, run_dir)
     if parity:
-        if parity.get("note"):
-            st.info(_ui.esc(parity["note"]))
-        else:
-            verdict = st.success if parity.get("ok") else st.warning
-            verdict(("The exports agree with the studio's model." if parity.get("ok") else
-                     "The exports disagree with the studio's model on some images; prefer the .keras file.")
-                    + f" Compared on {parity.get('n', 0)} images.")
-            rows = [{"file": name, "same top class": parity.get(f"{key}_agree"),
-                     "largest probability difference": parity.get(f"{key}_max_abs_diff")}
-                    for name, key in ((entry.artifact, entry.key) for entry in parity_formats())
-                    if parity.get(f"{key}_agree") is not None]
-            st.dataframe(rows, hide_index=True, key="parity_table",
-                         column_config={"same top class": st.column_config.NumberColumn(format="percent")})
+        show_parity(parity)

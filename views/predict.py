@@ -113,6 +113,17 @@ def answers(model, row: dict) -> None:
                    delta_color="off", delta_arrow="off")
 
 
+def verdict(row: dict) -> None:
+    """The run's own doubt about this answer: "not sure", or "not one of my classes"."""
+    if row.get("status") == "unknown":
+        st.warning("This does not look like any of your classes: its features are far from every class the model "
+                   "learned. If it should be one of them, add photos like it to that class and train again.",
+                   icon=":material/help:")
+    elif row.get("status") == "unsure":
+        st.info(f"Not sure: {row['confidence']:.0%} is below the confidence at which this model was right 95% of "
+                "the time on its validation images. Check this answer yourself.", icon=":material/help:")
+
+
 def explain(model, row: dict, name: str, data: bytes, k: int) -> None:
     """One image: the top-k chart and the Grad-CAM heat map over the image."""
     from tlcore.explain import gradcam, overlay
@@ -126,6 +137,7 @@ def explain(model, row: dict, name: str, data: bytes, k: int) -> None:
         title = f"Most likely: {next(iter(model.tasks))}" if model.multitask else "Most likely classes"
         st.plotly_chart(_charts.top_k(top, title), key="topk_chart", width="stretch")
         st.text(f"{name}: {top[0][0]} ({top[0][1]:.0%})")
+        verdict(row)
     with right:
         show_cam = st.toggle("Show where the model looked (Grad-CAM)", value=True, key="gradcam_toggle",
                              help="Red areas influenced the prediction most. If the red is on the background, the "

@@ -58,14 +58,23 @@ else:
         st.session_state["strategy"] = names[0]
     strategy = st.radio("How to train", names, key="strategy", horizontal=True,
                         format_func=catalog.TITLES.__getitem__,
-                        help="Feature extraction is the fastest and a good start. Fine-tuning adds a second, slower "
-                             "phase that often gains a few points. From scratch shows what pretraining is worth.")
+                        help="Recommended (automatic) tries settings for you and keeps the best. Feature extraction "
+                             "is the fastest with the settings you choose. Fine-tuning adds a second, slower phase "
+                             "that often gains a few points. From scratch shows what pretraining is worth.")
     entry = catalog.entry(strategy)
     st.info(entry.description, icon=":material/menu_book:")
 
     extra = strategy_inputs(strategy, me, dataset, saved)
 
     st.subheader("Settings")
+    searched = "search" in entry.produces          # the automatic search chooses these itself
+    if searched:
+        from tlcore.settings import auto_budget_cap
+
+        cap = auto_budget_cap()
+        st.caption("The search chooses the epochs, learning rate, optimiser and class balancing itself: those "
+                   "settings are not used. Set how long it may search above."
+                   + (f" This server lets a search take at most {cap:g} seconds." if cap != float("inf") else ""))
     for key in ("epochs", "fine_tune_epochs", "batch_size", "learning_rate", "fine_tune_learning_rate", "optimizer",
                 "class_weights", "early_stopping", "seed"):
         _ui.init(key, saved[key])
@@ -75,7 +84,7 @@ else:
         if st.session_state[key] not in options:
             st.session_state[key] = min(options, key=lambda o: abs(o - float(st.session_state[key])))
     c = st.columns(4)
-    c[0].number_input("Epochs", 1, 500, key="epochs",
+    c[0].number_input("Epochs", 1, 500, key="epochs", disabled=searched,
                       help=f"How many times the model sees every training image. {D.epochs} (the default) is plenty "
                            "for feature extraction.")
     c[1].number_input("Fine-tuning epochs", 0, 500, key="fine_tune_epochs",
@@ -85,23 +94,23 @@ else:
     c[2].select_slider("Batch size", [4, 8, 16, 32, 64, 128], key="batch_size",
                        help=f"Images per training step. Smaller uses less memory and suits small datasets; "
                             f"{D.batch_size} is the default (the sample uses 16 for its few images).")
-    c[3].select_slider("Learning rate", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}",
+    c[3].select_slider("Learning rate", LEARNING_RATES, key="learning_rate", format_func=lambda v: f"{v:g}", disabled=searched,
                        help=f"How big each learning step is. {D.learning_rate:g} (the default) suits the new head; too "
                             "high makes the loss jump.")
     c = st.columns(4)
     c[0].toggle("Augmentation", key="augment",
                 help="Shows the model flipped, rotated and zoomed copies of the images: helps with few photos. "
                      "See the preview on the Data page.")
-    c[1].toggle("Balance classes", key="class_weights",
+    c[1].toggle("Balance classes", key="class_weights", disabled=searched,
                 help="Gives images of small classes more weight, so the model does not just favour the big class.")
-    c[2].number_input("Early stopping (epochs)", 0, 50, key="early_stopping",
+    c[2].number_input("Early stopping (epochs)", 0, 50, key="early_stopping", disabled=searched,
                       help="Stop when the validation loss has not improved for this many epochs and keep the best "
                            f"model ({D.early_stopping} by default). 0 turns it off.")
     c[3].number_input("Seed", 0, 99999, key="seed",
                       help="The same seed and settings give the same split order and starting weights.")
     with st.expander("Advanced"):
         a = st.columns(2)
-        a[0].selectbox("Optimizer", list(OPTIMIZERS), key="optimizer", format_func=OPTIMIZERS.get,
+        a[0].selectbox("Optimizer", list(OPTIMIZERS), key="optimizer", format_func=OPTIMIZERS.get, disabled=searched,
                        help="Adam (the default) is safe. RMSprop is the classic transfer-learning recipe.")
         a[1].select_slider("Fine-tuning learning rate", LEARNING_RATES, key="fine_tune_learning_rate",
                            format_func=lambda v: f"{v:g}", disabled="fine_tune_learning_rate" not in entry.settings,

@@ -20,7 +20,7 @@ def test_strategy_specific_inputs():
     no_crash(at)
     radio = at.radio(key="strategy")
     assert list(radio.options) == [s.title for s in STRATEGIES.values()]
-    assert any(STRATEGIES["feature_extraction"].description in i.value for i in at.info)
+    assert any(STRATEGIES["auto"].description in i.value for i in at.info)     # the default: the search
     shown = {w.key for kind in ("selectbox", "toggle", "file_uploader") for w in getattr(at, kind)}
     assert not shown & {"target_dataset", "target_upload", "fewshot_projection", "dann_baseline"}
 

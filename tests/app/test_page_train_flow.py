@@ -35,7 +35,7 @@ def owner_with_tiny_draft() -> tuple[str, str]:
     info = ws.import_zip(owner, class_zip({"red": (220, 30, 30), "green": (30, 200, 40), XSS: (30, 40, 220)},
                                           per_class=10), "colours.zip", val_split=0.2, test_split=0.2)
     ws.update_draft(owner, dataset_id=info.id, model=TINY_MODEL, model_title="MobileNet α=0.25",
-                    train={"batch_size": 8, "early_stopping": 0, "learning_rate": 1e-2})
+                    train={"strategy": "feature_extraction", "batch_size": 8, "early_stopping": 0, "learning_rate": 1e-2})
     return token, owner
 
 

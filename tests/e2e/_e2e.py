@@ -57,7 +57,7 @@ class Server:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "TLS_WORKSPACE": str(workspace), "TLS_MAX_JOBS": "2", "PYTHONPATH": str(ROOT),
-                    "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+                    "TF_CPP_MIN_LOG_LEVEL": "2", "TLS_EXECUTOR": "process", **(env or {})}   # the real app's default
         self.proc: subprocess.Popen | None = None
         self.lines: collections.deque[str] = collections.deque(maxlen=400)
         self.peak_rss_mb: float | None = None

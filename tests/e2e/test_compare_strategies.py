@@ -15,7 +15,7 @@ def test_strategy_inputs_and_one_click_comparison(page, server):
     settle(page)
 
     # Each strategy shows the inputs only it needs.
-    choose_radio(page, "strategy", "Domain adaptation (DANN)")
+    choose_radio(page, "strategy", "Domain adaptation")
     page.locator(".st-key-target_dataset").wait_for()
     page.locator(".st-key-target_upload").wait_for()
     assert button(page, "start_button").is_disabled()           # no target images yet

@@ -20,10 +20,11 @@ from helpers import png_bytes
 from PIL import Image, ImageDraw
 
 STRATEGIES = {
+    "auto": "Recommended (automatic)",
     "feature_extraction": "Feature extraction",
     "fine_tune": "Fine-tuning",
     "scratch": "Training from scratch",
-    "domain_adaptation": "Domain adaptation (DANN)",
+    "domain_adaptation": "Domain adaptation",
     "multitask": "Multi-task learning",
     "few_shot": "Few-shot (prototypes)",
 }
@@ -109,7 +110,10 @@ def test_every_strategy_through_every_view(page, server, tmp_path, strategy):
         settle(page)
     if strategy == "multitask":
         main(page).get_by_text("temperature").first.wait_for()
-    set_number(page, "epochs", 1)
+    if strategy == "auto":                            # the search chooses the epochs: the field is off
+        assert main(page).locator(".st-key-epochs input").is_disabled()
+    else:
+        set_number(page, "epochs", 1)
     if strategy == "fine_tune":
         set_number(page, "fine_tune_epochs", 1)
     button(page, "start_button").click()
@@ -118,6 +122,9 @@ def test_every_strategy_through_every_view(page, server, tmp_path, strategy):
     run_id = query(page).get("run")
     assert run_id, page.url
     assert_no_error_shown(page)
+    if strategy == "auto":                            # the trials, best first, and the winner
+        main(page).get_by_text(re.compile(r"^Settings tried: \d+")).wait_for()
+        main(page).get_by_text(re.compile(r"^Best: ")).wait_for()
     shot(page, f"strategy_{strategy}_1_train")
 
     # Evaluate: a test accuracy, and for multi-task a score for every label column.
@@ -128,6 +135,8 @@ def test_every_strategy_through_every_view(page, server, tmp_path, strategy):
         assert [t.strip() for t in main(page).get_by_role("tab").all_inner_texts()][:2] == ["label", "temperature"]
     else:
         assert 0.0 <= percent(metric(page, "Accuracy")) <= 1.0
+        heading(page, "Can you trust its confidence?").wait_for()      # the reliability diagram and the ECE
+        assert 0.0 <= float(metric(page, "Calibration error (ECE)")) <= 1.0
     assert_no_error_shown(page)
     shot(page, f"strategy_{strategy}_2_evaluate")
 

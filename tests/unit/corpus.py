@@ -220,6 +220,15 @@ def deep_folder(root: Path, depth: int = 30) -> Path:
     return root
 
 
+def deep_class_one_file(root: Path, depth: int = 30) -> Path:
+    """A class whose only image lies 30 folders deep."""
+    write_classes(root, {"cat": 3, "dog": 3})
+    deep = root / "owl" / Path(*[f"d{i}" for i in range(depth)])
+    deep.mkdir(parents=True)
+    (deep / "deep.png").write_bytes(unique_png())
+    return root
+
+
 def junk_folder(root: Path) -> Path:
     write_classes(root, {"cat": 3, "dog": 3})
     (root / "__MACOSX" / "cat").mkdir(parents=True)
@@ -350,7 +359,14 @@ SOURCE_CASES = [
     SourceCase("folder-same-image-two-classes", lambda root: duplicate_folder(root / "d"), kept=8,
                warning="leaks between splits"),
     SourceCase("folder-class-with-one-image", lambda root: write_classes(root / "d", {"cat": 4, "dog": 1}),
-               error=["'dog'", "1 image", "at least 3"], kept=None),
+               kept=5, classes=["cat", "dog"], warning="Class 'dog' has 1 image, fewer than the 3 needed"),
+    SourceCase("folder-class-30-deep-one-file", lambda root: deep_class_one_file(root / "d"), kept=7,
+               classes=["cat", "dog", "owl"], warning="Class 'owl' has 1 image"),
+    SourceCase("folder-classes-differ-by-case", lambda root: write_classes(root / "d", {"Cat": 3, "cat": 1, "dog": 3}),
+               kept=7, classes=["Cat", "cat", "dog"], warning="Class 'cat' has 1 image"),
+    SourceCase("folder-class-name-trailing-space", lambda root: write_classes(root / "d", {"cat ": 2, "cat": 3,
+                                                                                            "dog": 3}),
+               kept=8, classes=["cat", "cat ", "dog"], warning="Class 'cat ' has 2 images"),
     SourceCase("folder-single-class", lambda root: write_classes(root / "d", {"cat": 4}),
                error=["At least 2 classes are needed", "1 class", "'cat'"], kept=None),
     SourceCase("folder-empty", lambda root: _mkdir(root / "d"), error=["2 classes", "0 classes"], kept=None),

@@ -82,7 +82,9 @@ def test_backbones_json():
     (["train", "--data", ".", "--config", "/no/config.json"], "does not exist"),
     (["evaluate", "no-such-run"], "There is no run"),
     (["predict", "no-such-run", "x.jpg"], "There is no run"),
-    (["export", "no-such-run", "--format", "onnx", "--out", "x"], "invalid choice"),
+    (["export", "no-such-run", "--format", "coreml", "--out", "x"], "invalid choice"),
+    (["export", "no-such-run", "--format", "onnx", "--out", "x"], "There is no run"),
+    (["serve", "no-such-run"], "There is no run"),
     (["frobnicate"], "invalid choice"),
     (["compare", "--data", ".", "--strategies", "domain_adaptation"], "needs unlabelled target images"),
     (["compare", "--data", ".", "--freezes", "half"], "Unknown --freezes value 'half'"),
@@ -95,7 +97,8 @@ def test_bad_input_exits_non_zero_with_one_line(args, message, tmp_path):
     assert len(lines) == 1 and message in lines[0], out.stderr
 
 
-@pytest.mark.parametrize("command", ["backbones", "train", "compare", "evaluate", "predict", "export", "runs", "sample"])
+@pytest.mark.parametrize("command", ["backbones", "train", "compare", "evaluate", "predict", "export", "runs", "sample",
+                                     "serve"])
 def test_every_command_has_help(command):
     assert "usage" in cli(command, "--help").stdout
 

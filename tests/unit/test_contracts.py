@@ -102,6 +102,15 @@ def check_finished_run(entry: catalog.StrategyEntry, run_dir: Path, images: list
     if not predictor.multitask:
         np.testing.assert_allclose(np.asarray(again(predictor.prepare(images), training=False)),
                                    predictor.probabilities(images), atol=1e-5)
+    # ONNX too, in onnxruntime: one output per task for multi-task runs, the main task's as the studio's
+    from tlcore.onnx_export import OUTPUT_NAME, onnx_probabilities
+    from tlcore.tasks import output_keys
+
+    onnx_file = export.export_run(run_dir, "onnx", run_dir / "exports")
+    main = output_keys(list(predictor.tasks))[next(iter(predictor.tasks))] if predictor.multitask else OUTPUT_NAME
+    batch = predictor.prepare(images)
+    np.testing.assert_allclose(onnx_probabilities(onnx_file, batch, main),
+                               np.asarray(predictor.model(batch, training=False)), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(catalog.CATALOG))
@@ -110,7 +119,13 @@ def test_every_strategy_trains_saves_reloads_evaluates_predicts_and_exports(name
     store, run_id, state, run_dir = run(tmp_path / "ws", contract_config(entry, inputs))
     assert state == RunState.DONE, store.get(run_id).error
     check_finished_run(entry, run_dir, sorted(str(p) for p in inputs["images"].rglob("*.png"))[:2])
-    assert store.get(run_id).metrics["epochs"] == catalog.planned_epochs(store.config(run_id))
+    epochs = store.get(run_id).metrics["epochs"]
+    if "search" in entry.produces:       # a searching strategy trains the epochs its winner needed
+        search = json.loads((run_dir / "search.json").read_text())
+        assert search["trials"] and epochs == search["epochs"]
+        assert json.loads((run_dir / "best_config.json").read_text())["epochs"] == epochs
+    else:
+        assert epochs == catalog.planned_epochs(store.config(run_id))
 
 
 @pytest.mark.parametrize("name", list(catalog.CATALOG))
@@ -127,7 +142,7 @@ def test_every_catalog_entry_describes_itself(name):
 def test_unknown_strategy_lists_the_valid_ones():
     from tlcore.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="Unknown strategy 'magic'. Choose one of: feature_extraction"):
+    with pytest.raises(ConfigError, match="Unknown strategy 'magic'. Choose one of: auto, feature_extraction"):
         catalog.entry("magic")
 
 

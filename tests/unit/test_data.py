@@ -229,8 +229,6 @@ def test_duplicate_target_images_are_named_too(tmp_path):
 
 FAILURES = [
     ("one-class", lambda r: corpus.write_classes(r / "d", {"cat": 5}), ["2 classes", "1 class", "'cat'"]),
-    ("class-with-one-image", lambda r: corpus.write_classes(r / "d", {"cat": 5, "dog": 1}),
-     ["'dog'", "1 image", "at least 3"]),
     ("empty-folder", lambda r: (r / "d").mkdir(parents=True) or r / "d", ["2 classes", "0 classes"]),
     ("zip-not-zip", lambda r: (r.mkdir(parents=True), (r / "x.zip").write_bytes(b"nope" * 50))[0] or r / "x.zip",
      ["x.zip", "not a valid zip file"]),
@@ -271,3 +269,55 @@ def test_birds5_keeps_its_own_splits(tmp_path):
     assert ds.classes == ["ASIAN GREEN BEE EATER", "D-ARNAUDS BARBET", "HOUSE FINCH", "OVENBIRD", "RUFOUS TREPE"]
     assert (len(ds.split("train")), len(ds.split("val")), len(ds.split("test"))) == (1197, 25, 25)
     assert set(ds.counts("test").values()) == {5} and not ds.report.skipped
+
+
+def _own_splits(root: Path, spec: dict[str, dict[str, int]]) -> Path:
+    for split, classes in spec.items():
+        corpus.write_classes(root / "d" / split, classes)
+    return root / "d"
+
+
+SMALL_CLASSES = [
+    # (id, build, keyword arguments, classes kept, {class: splits of its images}, warning text, report says)
+    ("one-image-trains", lambda r: corpus.write_classes(r / "d", {"cat": 5, "dog": 1}), {}, ["cat", "dog"],
+     {"dog": {"train"}}, "Class 'dog' has 1 image, fewer than the 3 needed (one each for training, validation "
+     "and test), so all of them are used for training", {"dog": "train only"}),
+    ("two-images-train", lambda r: corpus.write_classes(r / "d", {"cat": 5, "dog": 2}), {}, ["cat", "dog"],
+     {"dog": {"train"}}, "Class 'dog' has 2 images, fewer than the 3 needed", {"dog": "train only"}),
+    ("one-image-left-out", lambda r: corpus.write_classes(r / "d", {"cat": 5, "dog": 4, "owl": 1}),
+     {"small_classes": "leave_out"}, ["cat", "dog"], {}, "Class 'owl' has 1 image, fewer than the 3 needed "
+     "(one each for training, validation and test), so it was left out; add more images of 'owl'", {"owl": "left out"}),
+    ("no-shares-no-rule", lambda r: corpus.write_classes(r / "d", {"cat": 5, "dog": 1}),
+     {"val_split": 0, "test_split": 0}, ["cat", "dog"], {"dog": {"train"}}, "", {}),
+    ("own-splits-one-training-image", lambda r: _own_splits(r, {"train": {"cat": 3, "dog": 1}, "valid": {"cat": 1},
+                                                                "test": {"cat": 1, "dog": 1}}), {}, ["cat", "dog"],
+     {"dog": {"train", "test"}}, "The validation folder has no images of 'dog'", {}),
+    ("own-splits-no-training-image", lambda r: _own_splits(r, {"train": {"cat": 3, "dog": 3}, "test": {"cat": 1,
+                                                                                                       "owl": 2}}),
+     {}, ["cat", "dog"], {}, "Class 'owl' has 0 images for training, fewer than the 2 needed (one each for "
+     "training and validation), so it was left out", {"owl": "left out"}),
+]
+
+
+@pytest.mark.parametrize("kind, build, kw, classes, splits, warning, said", SMALL_CLASSES,
+                         ids=[c[0] for c in SMALL_CLASSES])
+def test_a_too_small_class_never_blocks_the_rest(kind, build, kw, classes, splits, warning, said, tmp_path):
+    ds = data.load_data(build(tmp_path / "in"), tmp_path / "ws", **kw)
+    assert ds.classes == classes and {s.label for s in ds.samples} == set(classes)
+    for label, where in splits.items():
+        assert {s.split for s in ds.samples if s.label == label} == where
+    if warning:
+        assert any(warning in w for w in ds.report.warnings), ds.report.warnings
+    assert ds.report.small_classes == said
+    assert data.Dataset.load(ds.root).report.small_classes == said      # the report keeps the choice
+
+
+@pytest.mark.parametrize("kw, error, text", [
+    ({"small_classes": "leave_out"}, DataError, ["Leaving out 'dog' and 'owl'", "leaves 1 class", "at least 2"]),
+    ({"small_classes": "drop"}, ConfigError, ["small_classes must be one of train, leave_out", "'drop'"]),
+], ids=["leaving-out-leaves-one-class", "unknown-choice"])
+def test_small_class_rule_failures(kw, error, text, tmp_path):
+    with pytest.raises(error) as caught:
+        data.load_data(corpus.write_classes(tmp_path / "d", {"cat": 5, "dog": 1, "owl": 2}), tmp_path / "ws", **kw)
+    for piece in text:
+        assert piece in str(caught.value)

@@ -51,7 +51,8 @@ def test_every_format_is_written_with_labels_config_and_card(exported):
     assert (out / "labels.txt").read_text().splitlines() == ["blue", "green", "red"]
     assert json.loads((out / "config.json").read_text()) == json.loads((run / "config.json").read_text())
     card = (out / "model_card.md").read_text()
-    for text in ("MobileNet α=0.25", "random initialisation", "feature_extraction", "| red |", "accuracy",
+    strategy = json.loads((run / "config.json").read_text())["strategy"]   # the default strategy, whichever it is
+    for text in ("MobileNet α=0.25", "random initialisation", f"`{strategy}`", "| red |", "accuracy",
                  "## Intended use and limitations", "## How to load", "(1, 32, 32, 3)"):
         assert text in card
 
@@ -77,8 +78,34 @@ def _loads_in_tflite(path: Path, x: np.ndarray, reference: np.ndarray) -> None:
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-2)
 
 
+def _loads_in_onnxruntime(path: Path, x: np.ndarray, reference: np.ndarray) -> None:
+    """ONNX: input ``image`` with a dynamic batch and image size, output ``probabilities``."""
+    from tlcore.onnx_export import onnx_probabilities, onnx_session
+
+    session = onnx_session(path)
+    [inp], [out] = session.get_inputs(), session.get_outputs()
+    assert (inp.name, inp.type, out.name) == ("image", "tensor(float)", "probabilities")
+    assert [isinstance(d, str) for d in inp.shape] == [True, True, True, False] and inp.shape[-1] == 3
+    np.testing.assert_allclose(onnx_probabilities(path, x), reference, atol=1e-5)
+    bigger = tf.image.resize(x, (45, 37)).numpy()   # another size: the graph resizes it, as Keras does
+    reloaded = keras.saving.load_model(path.parent / "model.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(onnx_probabilities(path, bigger), reloaded(bigger).numpy(), atol=1e-5)
+
+
+def _loads_in_the_web_page(path: Path, x: np.ndarray, reference: np.ndarray) -> None:
+    """The web folder: index.html, labels.json and the model.onnx the page runs (the browser test runs the page)."""
+    assert {"index.html", "model.onnx", "labels.json"} <= {p.name for p in path.iterdir()}
+    assert json.loads((path / "labels.json").read_text()) == ["blue", "green", "red"]
+    html = (path / "index.html").read_text()
+    assert "ort.wasm.min.js" in html and 'type="file"' in html and "const SIZE = 32" in html
+    from tlcore.onnx_export import onnx_probabilities
+
+    np.testing.assert_allclose(onnx_probabilities(path / "model.onnx", x), reference, atol=1e-5)
+
+
 # One check per runtime of tlcore.export_formats.RUNTIMES: a new runtime needs its check here.
-RUNTIME_CHECKS = {"keras": _loads_in_keras, "tensorflow": _loads_in_tensorflow, "tflite": _loads_in_tflite}
+RUNTIME_CHECKS = {"keras": _loads_in_keras, "tensorflow": _loads_in_tensorflow, "tflite": _loads_in_tflite,
+                  "onnxruntime": _loads_in_onnxruntime, "onnxruntime-web": _loads_in_the_web_page}
 
 
 def test_every_runtime_of_the_table_has_a_check():
@@ -100,15 +127,40 @@ def test_int8_is_less_than_half_the_size_of_float32(exported):
     assert paths["tflite-int8"].stat().st_size < paths["tflite"].stat().st_size / 2
 
 
-def test_parity_check_agrees_and_reports_int8(exported):
+def test_parity_matrix_has_a_row_per_format_and_flags_none(exported):
+    from tlcore.export_formats import parity_formats
+    from tlcore.model_card import model_card
+    from tlcore.parity import parity_matrix
+
     run, _ = exported
-    result = export.parity_check(run, max_images=50)
+    result = parity_matrix(run)
     assert json.loads((run / "parity.json").read_text()) == result
-    assert result["n"] == 6 and result["ok"] is True
-    assert result["keras_agree"] == 1.0 and result["keras_max_abs_diff"] < 1e-6
-    assert result["tflite_agree"] == 1.0 and result["tflite_max_abs_diff"] < 1e-4
-    assert 0.0 <= result["tflite_int8_agree"] <= 1.0 and result["tflite_int8_max_abs_diff"] < 0.5
-    assert "tflite_float16_agree" in result
+    assert result["n"] == 6 and result["split"] == "test" and result["ok"] is True
+    rows = {row["format"]: row for row in result["rows"]}
+    assert list(rows) == [e.name for e in parity_formats()] and {"keras", "savedmodel", "onnx", "tflite-int8"} <= set(rows)
+    for name in ("keras", "savedmodel", "tflite", "onnx"):
+        assert rows[name]["agree"] == 1.0 and rows[name]["max_abs_diff"] < 1e-4 and not rows[name]["flagged"], name
+    assert rows["tflite-int8"]["flag_at"] == 0.03 and rows["keras"]["flag_at"] == 0.01
+    assert rows["tflite-int8"]["accuracy"] is not None and result["reference_accuracy"] is not None
+    card = model_card(run)
+    assert "## Parity of the exported files" in card and "| model.onnx | onnxruntime | 100.0% |" in card
+
+
+def test_parity_matrix_flags_a_format_that_disagrees_and_lists_its_images(exported, monkeypatch):
+    from tlcore import parity
+    from tlcore.model_card import parity_lines
+
+    run, _ = exported
+    swapped = lambda path, batch, predictor: parity._onnx(path, batch, predictor)[:, ::-1]  # noqa: E731
+    monkeypatch.setitem(parity.RUNNERS, "onnxruntime", swapped)
+    result = parity.parity_matrix(run, formats=["keras", "onnx"])
+    rows = {row["format"]: row for row in result["rows"]}
+    assert result["ok"] is False and rows["onnx"]["flagged"] and not rows["keras"]["flagged"]
+    assert rows["onnx"]["disagree"] == len(rows["onnx"]["images"]) > 0
+    assert all(name.endswith(".png") for name in rows["onnx"]["images"])
+    text = "\n".join(parity_lines(result))
+    assert "model.onnx disagrees on: " + rows["onnx"]["images"][0] in text and "flagged: differs on" in text
+    parity.parity_matrix(run)   # leave a clean parity.json for the other tests
 
 
 def test_zip_dir_of_savedmodel(exported, tmp_path):
@@ -157,10 +209,11 @@ def test_full_disk_keeps_the_previous_good_export(exported, tmp_path, monkeypatc
 def test_bad_format_and_untrained_run(exported, tmp_path):
     run, _ = exported
     with pytest.raises(ConfigError, match="tflite-int8"):
-        export.export_run(run, "onnx", tmp_path)
+        export.export_run(run, "coreml", tmp_path)
     with pytest.raises(ConfigError) as unknown:
-        format_entry("onnx")
-    assert "'onnx'" in str(unknown.value) and all(name in str(unknown.value) for name in EXPORT_FORMATS)
+        format_entry("coreml")
+    assert format_entry("tfjs").name == "web"   # TF.js cannot be installed beside TF 2.21: the web page instead
+    assert "'coreml'" in str(unknown.value) and all(name in str(unknown.value) for name in EXPORT_FORMATS)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text((run / "config.json").read_text())
     with pytest.raises(RunError, match="train it first"):
@@ -224,7 +277,7 @@ def test_card_of_scratch_says_random_weights_and_no_freeze(tmp_path):
 
 def test_card_of_domain_adaptation_names_the_target_and_its_options(tmp_path):
     card = card_for(tmp_path, strategy="domain_adaptation", target_data="/data/webcam.zip",
-                    options={"baseline": True, "lambda_max": 0.5})
+                    options={"baseline": True, "lambda_max": 0.5, "method": "dann"})
     assert_prose(card)
     assert "| Unlabelled target images | webcam.zip |" in card
     assert "| Source-only model trained alongside for comparison | yes |" in card

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,7 +58,8 @@ def texture_shift(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dann_run(texture_shift):
     root, backbone, source, target = texture_shift
-    return run(root / "ws", config(source, backbone, strategy="domain_adaptation", target_data=str(target), epochs=30))
+    return run(root / "ws", config(source, backbone, strategy="domain_adaptation", target_data=str(target), epochs=30,
+                                   options={"method": "dann"}))
 
 
 def test_dann_run_reports_adaptation_metrics_every_epoch(dann_run):
@@ -118,7 +120,7 @@ def test_embedding_map_shows_both_domains_before_and_after_adaptation(dann_run):
 def test_stop_ends_the_adaptation_within_one_batch(texture_shift, tmp_path):
     root, backbone, source, target = texture_shift
     cfg = config(source, backbone, strategy="domain_adaptation", target_data=str(target), epochs=50,
-                 options={"baseline": False})
+                 options={"baseline": False, "method": "dann"})
     stop, events = threading.Event(), []
 
     def emit(type, **data):
@@ -148,7 +150,7 @@ def test_office_caltech_amazon_to_webcam(shared_dir, imagenet_mobilenet, tmp_pat
         pytest.skip(f"needs {office}/amazon and /webcam, absent here")
     cfg = RunConfig(data=str(office / "amazon"), target_data=str(office / "webcam"), strategy="domain_adaptation",
                     backbone="mobilenet_025", weights="imagenet", image_size=224, epochs=20, batch_size=32,
-                    early_stopping=0)
+                    early_stopping=0, options={"method": "dann"})
     store, run_id, state, run_dir = run(tmp_path / "ws", cfg)
     assert state == RunState.DONE, store.get(run_id).error
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
@@ -160,3 +162,35 @@ def test_office_caltech_amazon_to_webcam(shared_dir, imagenet_mobilenet, tmp_pat
     assert summary["dann"]["domain_accuracy"] < summary["source_only"]["domain_accuracy"] - 0.05
     assert evaluation["accuracy"] >= 0.8          # amazon test split
     assert evaluation["target"]["n"] == 295
+
+
+def test_self_training_adapts_with_target_statistics_and_saves_standard_layers(texture_shift):
+    """options["method"] = "self_training": per-domain feature statistics and rounds of pseudo-labels; the saved
+    model standardises with the target's statistics in a Rescaling layer and loads without tlcore."""
+    root, backbone, source, target = texture_shift
+    store, run_id, state, run_dir = run(root / "ws_st", config(source, backbone, strategy="domain_adaptation",
+                                                               target_data=str(target), epochs=8,
+                                                               options={"method": "self_training", "rounds": 2}))
+    assert state.value == "done", store.get(run_id).error
+    ev = json.loads((run_dir / "evaluation.json").read_text())
+    summary = ev["domain_adaptation"]
+    assert summary["method"] == "self_training" and len(summary["self_training"]["rounds"]) == 2
+    assert summary["self_training"]["rounds"][1]["pseudo_labelled"] > summary["self_training"]["rounds"][0]["pseudo_labelled"]
+    assert ev["target_accuracy"] is not None and ev["source_only_target_accuracy"] is not None
+    names = keras_classes(run_dir / "model.keras")
+    assert "Rescaling" in names and not any("tlcore" in n for n in names)
+    assert "target_statistics" in {layer.name for layer in Predictor.from_run(run_dir).model.layers}
+    images = Predictor.from_run(run_dir).prepare(sorted(Path(target).rglob("*.png"))[:4])
+    np.testing.assert_allclose(predict_without_tlcore(run_dir / "model.keras", images),
+                               Predictor.from_run(run_dir).probabilities(images), atol=1e-5)
+
+
+@pytest.mark.parametrize("options, message", [({"method": "coral"}, "dann or self_training"),
+                                              ({"method": "self_training", "rounds": 0}, "rounds"),
+                                              ({"pseudo_share": 1.5}, "pseudo_share")])
+def test_bad_adaptation_options_name_the_fix(tmp_path, options, message):
+    from tlcore.errors import ConfigError
+    from tlcore.runs import RunConfig
+
+    with pytest.raises(ConfigError, match=message):
+        RunConfig(data=str(tmp_path), strategy="domain_adaptation", options=options).validate()

@@ -89,10 +89,21 @@ def _decode(entries: list[Entry], dest: Path, report: DataReport) -> list[tuple[
     return kept
 
 
+SMALL_CLASS_CHOICES = ("train", "leave_out")
+
+
+def check_small(small_classes: str) -> None:
+    """ConfigError unless ``small_classes`` is one of :data:`SMALL_CLASS_CHOICES`."""
+    if small_classes not in SMALL_CLASS_CHOICES:
+        raise ConfigError(f"small_classes must be one of {', '.join(SMALL_CLASS_CHOICES)} (got {small_classes!r}).")
+
+
 def build(entries: list[Entry], dest: Path, report: DataReport, source: str, *, val_split: float = 0.15,
           test_split: float = 0.15, seed: int = 0, unlabelled: bool = False,
-          tasks: list[str] | None = None) -> Dataset:
-    """Decode, check, split, warn and save."""
+          tasks: list[str] | None = None, small_classes: str = "train") -> Dataset:
+    """Decode, check, split, warn and save. A class too small to split (``small_classes``): ``"train"`` keeps all
+    its images in the training split, ``"leave_out"`` leaves it out; either way a warning names it."""
+    check_small(small_classes)
     kept = _decode(entries, dest, report)
     samples = [Sample(path, e.label, e.split, e.origin, dict(e.labels)) for e, path, _ in kept]
     if unlabelled:
@@ -104,12 +115,16 @@ def build(entries: list[Entry], dest: Path, report: DataReport, source: str, *, 
         return dataset
     classes = sorted({s.label for s in samples})
     own_splits = any(s.split is not None for s in samples)
-    if len(classes) < 2:
-        found = f" ({', '.join(repr(c) for c in classes)})" if classes else ""
-        raise DataError(f"At least 2 classes are needed, but {plural(len(classes), 'class')} "
-                        f"{'was' if len(classes) == 1 else 'were'} found{found}; put each class's images "
-                        f"in its own folder. {_skipped_hint(report)}".strip())
-    _split(samples, classes, val_split, test_split, seed, report)
+    _check_classes(classes, report)
+    left_out = _split(samples, classes, val_split, test_split, seed, report, small_classes)
+    if left_out:
+        samples[:] = [s for s in samples if s.label not in left_out]
+        kept = [k for k in kept if k[0].label not in left_out]
+        classes = [c for c in classes if c not in left_out]
+        if len(classes) < 2:
+            raise DataError(f"Leaving out {_listing(sorted(repr(c) for c in left_out))} (too few images to split) "
+                            f"leaves {plural(len(classes), 'class')}, and at least 2 are needed; add images to "
+                            "the small classes, or train them with all their images in the training split.")
     _warn_duplicates(kept, report)
     tally = Counter(s.label for s in samples)
     big, small = max(classes, key=tally.get), min(classes, key=tally.get)
@@ -122,7 +137,16 @@ def build(entries: list[Entry], dest: Path, report: DataReport, source: str, *, 
     return dataset
 
 
-def resplit(dataset: Dataset, val_split: float, test_split: float, seed: int = 0) -> Dataset:
+def _check_classes(classes: list[str], report: DataReport) -> None:
+    if len(classes) < 2:
+        found = f" ({', '.join(repr(c) for c in classes)})" if classes else ""
+        raise DataError(f"At least 2 classes are needed, but {plural(len(classes), 'class')} "
+                        f"{'was' if len(classes) == 1 else 'were'} found{found}; put each class's images "
+                        f"in its own folder. {_skipped_hint(report)}".strip())
+
+
+def resplit(dataset: Dataset, val_split: float, test_split: float, seed: int = 0,
+            small_classes: str = "train") -> Dataset:
     """Split a dataset's images again (stratified, seeded) and save it; refused for one that came with its own
     train/valid/test folders, whose split is the dataset author's."""
     if dataset.own_splits:
@@ -131,9 +155,15 @@ def resplit(dataset: Dataset, val_split: float, test_split: float, seed: int = 0
     if not dataset.classes:
         raise DataError("These images have no classes to split by.")
     check_shares(val_split, test_split)
+    check_small(small_classes)
     for sample in dataset.samples:
         sample.split = None
-    _split(dataset.samples, dataset.classes, val_split, test_split, seed, dataset.report)
+    dataset.report.small_classes.clear()
+    left_out = _split(dataset.samples, dataset.classes, val_split, test_split, seed, dataset.report, small_classes)
+    if left_out:
+        dataset.samples[:] = [s for s in dataset.samples if s.label not in left_out]
+        dataset.classes = [c for c in dataset.classes if c not in left_out]
+        _check_classes(dataset.classes, dataset.report)
     dataset.save()
     return dataset
 
@@ -146,22 +176,23 @@ def _skipped_hint(report: DataReport) -> str:
 
 
 def _split(samples: list[Sample], classes: list[str], val_split: float, test_split: float, seed: int,
-           report: DataReport) -> None:
-    """Honour own split folders; carve missing splits from train per class (stratified, seeded)."""
+           report: DataReport, small_classes: str = "train") -> set[str]:
+    """Honour own split folders; carve missing splits from train per class (stratified, seeded). A class with
+    too few images to split keeps them all in training, or is left out (``small_classes``); returns the classes
+    left out."""
     own = any(s.split is not None for s in samples)
     for s in samples:
         s.split = s.split or "train"
     present = {s.split for s in samples}
     carve = [(sp, share) for sp, share in (("val", val_split), ("test", test_split)) if share > 0 and sp not in present]
     needed = 1 + len(carve)
+    left_out: set[str] = set()
     for label in classes:
         pool = sorted((s for s in samples if s.label == label and s.split == "train"), key=lambda s: s.name)
         if len(pool) < needed:
-            words = [SPLIT_WORDS[sp] for sp in ["train"] + [c for c, _ in carve]]
-            words = " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
-            raise DataError(f"Class '{label}' has {plural(len(pool), 'image')}"
-                            f"{' for training' if own else ''} but needs at least {needed} (one each for {words}); "
-                            f"add more images of '{label}' or lower the validation and test shares to 0.")
+            if _small_class(label, len(pool), needed, carve, own, small_classes, report):
+                left_out.add(label)
+            continue
         sizes = [max(1, round(len(pool) * share)) for _, share in carve]
         while len(pool) - sum(sizes) < 1:
             sizes[sizes.index(max(sizes))] -= 1
@@ -172,10 +203,31 @@ def _split(samples: list[Sample], classes: list[str], val_split: float, test_spl
                 s.split = split
     if own:
         for split in sorted(present - {"train"}):
-            lacking = [c for c in classes if not any(s.label == c and s.split == split for s in samples)]
+            lacking = [c for c in classes if c not in left_out
+                       and not any(s.label == c and s.split == split for s in samples)]
             if lacking:
                 report.warnings.append(f"The {SPLIT_WORDS[split]} folder has no images of "
                                        f"{', '.join(repr(c) for c in lacking)}; add some so they can be measured.")
+    return left_out
+
+
+def _small_class(label: str, count: int, needed: int, carve: list, own: bool, choice: str,
+                 report: DataReport) -> bool:
+    """The small-class rule (docs/reliability.md): warn, and say whether the class is left out. A class with no
+    training image at all cannot be trained, so it is left out whatever the choice."""
+    words = [SPLIT_WORDS[sp] for sp in ["train"] + [c for c, _ in carve]]
+    words = " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+    has = f"Class '{label}' has {plural(count, 'image')}{' for training' if own else ''}"
+    fix = f"add more images of '{label}' and import again"
+    if choice == "leave_out" or count == 0:
+        report.warnings.append(f"{has}, fewer than the {needed} needed (one each for {words}), so it was left out; "
+                               f"{fix} to train it.")
+        report.small_classes[label] = "left out"
+        return True
+    report.warnings.append(f"{has}, fewer than the {needed} needed (one each for {words}), so all of them are used "
+                           f"for training and it is not measured; {fix}, or leave it out.")
+    report.small_classes[label] = "train only"
+    return False
 
 
 def _listing(items: list[str], limit: int = 3) -> str:

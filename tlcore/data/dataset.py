@@ -36,6 +36,7 @@ class DataReport:
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    small_classes: dict[str, str] = field(default_factory=dict)   # class -> "train only" | "left out"
 
 
 @dataclass
@@ -79,7 +80,8 @@ class Dataset:
                "own_splits": self.own_splits,
                "samples": [{"path": rel(s.path), "label": s.label, "split": s.split, "name": s.name,
                             "labels": s.labels} for s in self.samples],
-               "report": {"skipped": [list(x) for x in self.report.skipped], "warnings": self.report.warnings}}
+               "report": {"skipped": [list(x) for x in self.report.skipped], "warnings": self.report.warnings,
+                          "small_classes": self.report.small_classes}}
         tmp = root / "dataset.json.tmp"
         tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, root / "dataset.json")
@@ -92,7 +94,8 @@ class Dataset:
             doc = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
             samples = [Sample(str(root / s["path"]) if not Path(s["path"]).is_absolute() else s["path"],
                               s["label"], s["split"], s["name"], dict(s.get("labels") or {})) for s in doc["samples"]]
-            report = DataReport([tuple(x) for x in doc["report"]["skipped"]], list(doc["report"]["warnings"]))
+            report = DataReport([tuple(x) for x in doc["report"]["skipped"]], list(doc["report"]["warnings"]),
+                                dict(doc["report"].get("small_classes") or {}))
             return cls(root, list(doc["classes"]), samples, report, dict(doc.get("tasks") or {}), doc.get("source", ""),
                        bool(doc.get("own_splits", True)))
         except (OSError, ValueError, KeyError, TypeError) as err:

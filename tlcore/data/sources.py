@@ -13,7 +13,7 @@ from typing import Iterator
 from .. import images, settings
 from ..errors import DataError
 from .archive import safe_suffix, unzip
-from .build import build, check_shares, layout
+from .build import build, check_shares, check_small, layout
 from .csv_table import csv_entries
 from .dataset import DataReport, Dataset, Entry, is_junk
 
@@ -21,10 +21,12 @@ from .dataset import DataReport, Dataset, Entry, is_junk
 
 def load_data(source: str | Path, dest: str | Path, *, val_split: float = 0.15, test_split: float = 0.15,
               seed: int = 0, unlabelled: bool = False, label_columns: list[str] | None = None,
-              image_root: str | Path | None = None) -> Dataset:
-    """Import a .zip file, a folder of class folders, or a .csv of paths and labels into ``dest``."""
+              image_root: str | Path | None = None, small_classes: str = "train") -> Dataset:
+    """Import a .zip file, a folder of class folders, or a .csv of paths and labels into ``dest``. A class too
+    small to split keeps all its images for training (``small_classes="train"``) or is left out (``"leave_out"``)."""
     src = Path(source)
-    kw = dict(val_split=val_split, test_split=test_split, seed=seed, unlabelled=unlabelled)
+    kw = dict(val_split=val_split, test_split=test_split, seed=seed, unlabelled=unlabelled,
+              small_classes=small_classes)
     if src.is_dir():
         return from_folder(src, dest, **kw)
     if not src.is_file():
@@ -124,6 +126,7 @@ def from_csv(csv_path: str | Path, dest: str | Path, image_root: str | Path | No
 def import_folder(dest: str | Path, split_kw: dict, source: Path | None = None) -> Iterator[Path]:
     """Check the shares, create ``dest``, clear what an earlier import wrote there, and clear it again on failure."""
     check_shares(split_kw.get("val_split", 0.15), split_kw.get("test_split", 0.15))
+    check_small(split_kw.get("small_classes", "train"))
     dest = Path(dest).resolve()
     owned = [dest / "files", dest / "normalised"]
     if source is not None and any(source.resolve().is_relative_to(p) for p in owned):

@@ -71,6 +71,7 @@ class TrainContext:
         self.image_size = self._image_size()
         self.total_epochs = planned_epochs(config)      # what the catalog says the strategy plans
         self.epochs_done = 0
+        self.temperature = 1.0          # the calibration's, set by the runner after fit (tlcore.calibration)
         self.warnings: list[str] = []
         self._feature_fns: dict[int, tuple[Any, Any]] = {}
         self._feature_models: dict[int, keras.Model] = {}

@@ -22,6 +22,7 @@ from ..errors import ConfigError, DataError
 from ..evaluate import evaluate_model
 from ..tf_env import keras, tf
 from ._common import as_split, frozen_trunk, loop_callbacks
+from ._self_training import adapted_model, self_train
 from .base import TrainContext, TrainResult, make_optimizer
 
 layers = keras.layers
@@ -133,6 +134,11 @@ class DomainAdaptation:
             stats = train_dann(ctx, base, xs, ys, xt, yt, val, adversarial=False)
             summary["source_only"] = stats
             ctx.emit("baseline", **{k: v for k, v in stats.items() if v is not None})
+        summary["method"] = opts.method
+        if opts.method == "self_training":
+            head, target_stats, summary["self_training"] = self_train(ctx, xs, ys, xt, yt, val)
+            model = adapted_model(trunk, head, target_stats)
+            return TrainResult(model, ctx.classes, extra={"domain_adaptation": summary})
         dann = _Adaptation(xs.shape[1], len(ctx.classes), opts)
         summary["dann"] = train_dann(ctx, dann, xs, ys, xt, yt, val, adversarial=True, reporter=True)
         model = keras.Model(trunk.inputs, dann.head(trunk.outputs[0]), name="classifier")
@@ -147,7 +153,7 @@ class DomainAdaptation:
 
     def evaluate(self, ctx: TrainContext, result: TrainResult) -> dict:
         """Source test split as usual, plus the target images (when their labels are known) and the baseline."""
-        kw = dict(batch_size=ctx.config.batch_size)
+        kw = dict(batch_size=ctx.config.batch_size, temperature=ctx.temperature)
         evaluation = evaluate_model(result.model, ctx.dataset, result.classes, ctx.image_size, **kw)
         summary = result.extra.get("domain_adaptation", {})
         evaluation["domain_adaptation"] = summary

@@ -126,7 +126,7 @@ class FewShot:
     def evaluate(self, ctx: TrainContext, result: TrainResult) -> dict:
         """The test split as for any classifier, plus N-way K-shot episodes (1 and 5 shots)."""
         evaluation = evaluate_model(result.model, ctx.dataset, result.classes, ctx.image_size,
-                                    batch_size=ctx.config.batch_size)
+                                    batch_size=ctx.config.batch_size, temperature=ctx.temperature)
         evaluation["few_shot"] = few_shot_report(result.extra["embeddings"], result.extra["labels"],
                                                  FewShotOptions.parse(ctx.config.options))
         return evaluation

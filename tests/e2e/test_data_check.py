@@ -1,0 +1,94 @@
+""""Check my data" in a real browser (issue 12): the check runs in the background with progress, the galleries
+show a wrongly filed image with its suggested class and a copy that leaks between splits, the fixes make v2, and a
+second check on v2 finds them gone (v1 is unchanged)."""
+from __future__ import annotations
+
+import re
+import zipfile
+
+from _e2e import (assert_no_error_shown, button, choose_radio, heading, main, open_panel, selectbox_value, settle,
+                  shot, sidebar, upload)
+from helpers import png_bytes
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def messy_zip(path):
+    """Three colour classes of 10; a red image filed under 'blue' (a byte-identical copy of red/3.png)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for c, (name, rgb) in enumerate(COLOURS.items()):
+            for i in range(10):
+                archive.writestr(f"{name}/{i}.png", png_bytes(rgb, seed=c * 100 + i))
+        archive.writestr("blue/wrong.png", png_bytes(COLOURS["red"], seed=3))
+    return path
+
+
+def show_check(page) -> None:
+    """Scroll the check panel to the top of the window, so a screenshot shows its galleries."""
+    main(page).get_by_role("heading", name="Check my data").evaluate("e => e.scrollIntoView({block: 'start'})")
+
+
+def tab(page, title: str):
+    return main(page).get_by_role("tab", name=re.compile(f"^{re.escape(title)}"))
+
+
+def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
+    page.goto(server.url)
+    sidebar(page).get_by_role("link", name="1 · Data").wait_for()
+    sidebar(page).get_by_role("link", name="1 · Data").click()
+    heading(page, "1 · Data").wait_for()
+    settle(page)
+    open_panel(page, "Import images")
+    upload(page, "zip_upload", messy_zip(tmp_path / "messy.zip"))
+    main(page).get_by_text(re.compile("^Imported “messy”: 31 images in 3 classes")).wait_for(timeout=120_000)
+    settle(page)
+
+    # The check runs in the background; the page polls it and draws the galleries when it ends.
+    button(page, "check_data_button").click()
+    main(page).get_by_text(re.compile(r"^Checked 31 images: \d+ likely label errors")).wait_for(timeout=180_000)
+    settle(page)
+    assert_no_error_shown(page)
+    labels = tab(page, "Likely wrong labels (")
+    assert re.search(r"\((\d+)\)", labels.inner_text()).group(1) != "0"
+    main(page).get_by_text("Labelled 'blue', looks like 'red'", exact=False).first.wait_for()
+    assert main(page).locator('[data-testid="stImage"] img').count() >= 1          # thumbnails in the gallery
+    show_check(page)
+    shot(page, "data_check_01_label_gallery")
+    tab(page, "Duplicates (").click()
+    main(page).get_by_text("blue/wrong.png", exact=True).locator("visible=true").first.wait_for()
+    show_check(page)
+    shot(page, "data_check_02_duplicates")
+
+    # Fix: move the wrongly filed image to 'red' (it is a copy of red/3.png too: the duplicate fix removes it).
+    tab(page, "Likely wrong labels (").click()
+    first = main(page).locator('.st-key-fix_label_0')
+    first.wait_for()
+    choose_radio(page, "fix_label_0", "Move to 'red'")
+    main(page).get_by_text(re.compile(r"^Chosen: 0 to remove, 1 to move")).wait_for()
+    button(page, "apply_fixes_button").click()
+    main(page).get_by_text(re.compile(r"^Made messy v2 \(1 relabelled\)")).wait_for(timeout=60_000)
+    settle(page)
+    assert selectbox_value(page, "dataset_select").startswith("messy v2"), selectbox_value(page, "dataset_select")
+    main(page).get_by_text(re.compile(r"v1: as imported")).wait_for()
+    shot(page, "data_check_03_v2_made")
+
+    # A second check, on v2: the moved image is no longer a label error.
+    button(page, "check_data_button").click()
+    done = main(page).get_by_text(re.compile(r"^Checked 31 images: "))
+    done.wait_for(timeout=180_000)
+    settle(page)
+    assert_no_error_shown(page)
+    assert main(page).get_by_text("Labelled 'blue', looks like 'red'", exact=False).count() == 0
+    show_check(page)
+    shot(page, "data_check_04_second_check")
+
+    # Then remove the copy as v3, from the duplicates gallery of v2's check.
+    tab(page, "Duplicates (").click()
+    choose_radio(page, "fix_duplicates_0", "Remove the copy (wrong.png)")
+    button(page, "apply_fixes_button").click()
+    main(page).get_by_text(re.compile(r"^Made messy v3 \(1 image removed\)")).wait_for(timeout=60_000)
+    settle(page)
+    main(page).get_by_text(re.compile(r"^messy v3: 30 images in 3 classes")).wait_for()
+    assert_no_error_shown(page)
+    show_check(page)
+    shot(page, "data_check_05_v3")
