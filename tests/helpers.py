@@ -49,3 +49,17 @@ def tiny_config(data: str, **overrides):
                 val_split=0.2, test_split=0.2)
     base.update(overrides)
     return RunConfig(**base)
+
+
+def wait_until(predicate, timeout: float, what: str):
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` seconds naming
+    ``what``: for outcomes another process produces, which no event of ours announces."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

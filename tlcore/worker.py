@@ -20,7 +20,9 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+from .artifacts import read_json
 from .runs import RunState, RunStore, atomic_write
 
 OUTCOME, WORKER, STOP = "outcome.json", "worker.json", "stop"
@@ -59,12 +61,22 @@ def request_folder_stop(run_dir: Path) -> None:
         pass                                  # a deleted run folder has no worker left to stop
 
 
-def read_json(path: Path) -> dict | None:
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+class StopRelay:
+    """Carries a Stop to a run's worker while the server watches it: one asked for in this process (``stop``), or
+    from another (the run store's flag, read once a second), becomes the stop file the worker reads each batch."""
+
+    def __init__(self, store: Any, run_id: str, run_dir: Path, stop: Any) -> None:
+        self.store, self.run_id, self.run_dir, self.stop = store, run_id, Path(run_dir), stop
+        self.sent, self.checked = False, time.monotonic()
+
+    def poll(self) -> None:
+        if not self.stop.is_set() and time.monotonic() - self.checked > 1:
+            self.checked = time.monotonic()
+            if self.store.stop_requested(self.run_id):
+                self.stop.set()
+        if self.stop.is_set() and not self.sent:
+            request_folder_stop(self.run_dir)
+            self.sent = True
 
 
 def write_worker_json(run_dir: Path, **info) -> dict:

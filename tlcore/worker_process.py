@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import settings
 from .runs import RunState, RunStore
-from .worker import (apply_outcome, fail_dead_worker, request_folder_stop, run_in_worker, server_fields,
+from .worker import (StopRelay, apply_outcome, fail_dead_worker, run_in_worker, server_fields,
                      write_worker_json)
 
 WATCH_S = 0.1                                  # how often the server looks at a training child
@@ -164,15 +164,9 @@ class ProcessExecutor:
         if not warm:
             store.append_event(run_id, "phase", phase="load",
                                message="Starting the training process (loading TensorFlow)")
-        over, peak, stop_sent, checked = None, 0.0, False, time.monotonic()
+        over, peak, relay = None, 0.0, StopRelay(store, run_id, run_dir, stop)
         while _running(proc):
-            if not stop.is_set() and time.monotonic() - checked > 1:      # a Stop from another process
-                checked = time.monotonic()
-                if store.stop_requested(run_id):
-                    stop.set()
-            if stop.is_set() and not stop_sent:
-                request_folder_stop(run_dir)
-                stop_sent = True
+            relay.poll()
             rss = rss_mb(proc.pid)
             peak = max(peak, rss)
             if self.memory_mb and rss > self.memory_mb:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .runs import RunState, RunStore
 from .settings import ray_address
-from .worker import (apply_outcome, fail_dead_worker, host, process_start, request_folder_stop, run_in_worker,
+from .worker import (StopRelay, apply_outcome, fail_dead_worker, host, process_start, run_in_worker,
                      server_fields, write_worker_json)
 
 WATCH_S = 0.1
@@ -121,15 +121,9 @@ class RayExecutor:
         store.set_state(run_id, RunState.RUNNING)
         started = time.time()
         ref = remote.options(**task_resources(store.config(run_id))).remote(str(store.workspace), run_id)
-        stop_sent, checked, error = False, time.monotonic(), None
+        relay, error = StopRelay(store, run_id, run_dir, stop), None
         while not ray.wait([ref], timeout=WATCH_S)[0]:
-            if not stop.is_set() and time.monotonic() - checked > 1:
-                checked = time.monotonic()
-                if store.stop_requested(run_id):
-                    stop.set()
-            if stop.is_set() and not stop_sent:
-                request_folder_stop(run_dir)
-                stop_sent = True
+            relay.poll()
         try:
             ray.get(ref)
         except Exception as exc:                    # the task's worker or node died, or Ray's OOM killer struck

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from _e2e import (VIEWPORT, assert_no_error_shown, button, heading, main, query, selectbox_value, set_number, settle,
+from _e2e import (choose_radio, VIEWPORT, assert_no_error_shown, button, heading, main, query, selectbox_value, set_number, settle,
                   shot, sidebar, watch_page)
 
 SAMPLE = "Synthetic shapes"
@@ -86,6 +86,7 @@ def test_the_sidebar_follows_a_run_to_its_end_on_another_page(browser, server):
         button(page, "sample_button").click()
         heading(page, "3 · Train").wait_for(timeout=120_000)
         settle(page)
+        choose_radio(page, "strategy", "Feature extraction")   # not the default search
         set_number(page, "epochs", 2)
         button(page, "start_button").click()
         page.get_by_test_id("stProgress").or_(sidebar(page).get_by_text(re.compile("done"))).first.wait_for(

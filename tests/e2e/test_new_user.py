@@ -50,6 +50,7 @@ def test_new_user_trains_predicts_and_exports(page, server, tmp_path):
 
     # Train: 2 epochs, Start, watch it run, then the loss / accuracy curves.
     open_step(page, "Next: train", "3 · Train")
+    choose_radio(page, "strategy", "Feature extraction")   # not the default search
     set_number(page, "epochs", 2)
     button(page, "start_button").click()
     running = page.get_by_test_id("stProgress").or_(page.get_by_test_id("stAlertContentSuccess"))

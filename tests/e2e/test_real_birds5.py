@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from _e2e import (assert_no_error_shown, button, data_page_drawn, heading, main, metric,
+from _e2e import (choose_radio, assert_no_error_shown, button, data_page_drawn, heading, main, metric,
                   open_model_page_with_defaults, open_step, percent, radio_value, set_number, settle, shot, sidebar,
                   upload, zip_folder)
 
@@ -31,6 +31,7 @@ def test_birds5_upload_train_evaluate(page, server, tmp_path, birds5, imagenet_m
     open_step(page, "Next: train", "3 · Train")
     assert radio_value(page, "strategy") == "Feature extraction"
     assert "Weights: ImageNet" in main(page).inner_text()
+    choose_radio(page, "strategy", "Feature extraction")   # not the default search
     set_number(page, "epochs", 5)
     button(page, "start_button").click()
     main(page).get_by_test_id("stAlertContentSuccess").filter(has_text="Training finished").wait_for(timeout=420_000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from _e2e import (assert_no_error_shown, button, heading, main, query, selectbox_value, set_number,
+from _e2e import (choose_radio, assert_no_error_shown, button, heading, main, query, selectbox_value, set_number,
                   settle, shot, sidebar)
 
 from tlcore import workspace as ws
@@ -39,6 +39,7 @@ def test_refresh_and_second_tab_reattach_then_stop(page, server):
     heading(page, "3 · Train").wait_for(timeout=120_000)
     settle(page)
     token = query(page)["u"]
+    choose_radio(page, "strategy", "Feature extraction")   # not the default search
     set_number(page, "epochs", EPOCHS)
     set_number(page, "early_stopping", 0)                       # nothing but Stop ends this run
     button(page, "start_button").click()

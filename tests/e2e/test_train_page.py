@@ -45,6 +45,7 @@ def test_chance_warning_and_a_followed_comparison(page, server):
     main(page).get_by_text(re.compile(r"Weights: random \(no pretraining\)")).wait_for()
 
     # Feature extraction on random features, one epoch at the smallest learning rate: the head learns nothing.
+    choose_radio(page, "strategy", "Feature extraction")   # not the default search
     set_number(page, "epochs", 1)
     _slider_to_first(page, "learning_rate")
     button(page, "start_button").click()

@@ -6,23 +6,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import urllib.request
 
-from _e2e import button, heading, main, set_number, settle, shot
+from helpers import wait_until
+from _e2e import choose_radio, button, heading, main, set_number, settle, shot
 
 from tlcore.runs import RunState, RunStore
 from tlcore.worker import MEMORY_SENTENCE
 
 
-def _until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _training_worker(store: RunStore):
@@ -45,14 +37,15 @@ def test_a_killed_training_process_fails_its_run_and_the_server_lives_on(page, s
     button(page, "sample_button").click()
     heading(page, "3 · Train").wait_for(timeout=120_000)
     settle(page)
+    choose_radio(page, "strategy", "Feature extraction")   # not the default search
     set_number(page, "epochs", 500)
     set_number(page, "early_stopping", 0)
     button(page, "start_button").click()
     store = RunStore(server.workspace)
-    run_id, pid = _until(lambda: _training_worker(store), 600, "the run's training process to train an epoch")
+    run_id, pid = wait_until(lambda: _training_worker(store), 600, "the run's training process to train an epoch")
     assert pid != server.proc.pid
     os.kill(pid, signal.SIGKILL)
-    _until(lambda: store.get(run_id).state == RunState.FAILED, 5, "the run to fail within 5 s")
+    wait_until(lambda: store.get(run_id).state == RunState.FAILED, 5, "the run to fail within 5 s")
     assert store.get(run_id).error == MEMORY_SENTENCE
     for _ in range(3):
         assert _health(server) == "ok"

@@ -54,7 +54,7 @@ def student(i: int) -> dict:
     no_crash(at)
     [dataset] = ws.list_datasets(owner, include_shared=False)
     ws.update_draft(owner, dataset_id=dataset.id, model=TINY_MODEL, model_title="VGG16",
-                    train={"batch_size": 8, "early_stopping": 0, "learning_rate": 1e-2})
+                    train={"strategy": "feature_extraction", "batch_size": 8, "early_stopping": 0, "learning_rate": 1e-2})
     at.switch_page("views/train.py").run()
     no_crash(at)
     assert "epochs" in [n.key for n in at.number_input], ([str(e.value)[:300] for e in at.error + at.warning + at.info]

@@ -7,26 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from helpers import ROOT, tiny_config, write_colour_images
+from helpers import wait_until, ROOT, tiny_config, write_colour_images
 from tlcore import worker
 from tlcore.jobs import JobManager
 from tlcore.runs import RunState, RunStore
 from tlcore.worker_process import ProcessExecutor
 
 
-def _until(predicate, timeout: float, what: str):
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _training(store: RunStore, run_id: str) -> bool:
@@ -78,7 +68,7 @@ def test_kill_9_mid_epoch_fails_the_run_with_a_sentence_and_the_next_run_starts(
     try:
         victim = manager.submit(tiny_config(data, backbone="vgg16", epochs=500), owner="a")
         after = manager.submit(tiny_config(data, backbone="vgg16", epochs=1), owner="b")
-        _until(lambda: _training(store, victim), 300, "the first run to train")
+        wait_until(lambda: _training(store, victim), 300, "the first run to train")
         info = json.loads((store.run_dir(victim) / "worker.json").read_text())
         assert info["executor"] == "process" and info["host"] == worker.host() and info["pid"] != os.getpid()
         assert store.get(after).state == RunState.QUEUED
@@ -113,7 +103,7 @@ def test_a_stop_reaches_the_worker_process(tmp_path, data):
     manager = JobManager(store, max_concurrent=1, executor="process", warm=0)
     try:
         run_id = manager.submit(tiny_config(data, backbone="vgg16", epochs=500), owner="a")
-        _until(lambda: _training(store, run_id), 300, "the run to train")
+        wait_until(lambda: _training(store, run_id), 300, "the run to train")
         manager.stop(run_id)
         assert manager.wait(run_id, 120) == RunState.STOPPED
         assert len([e for e in store.read_events(run_id) if e["type"] == "epoch"]) < 500
@@ -144,7 +134,7 @@ def test_server_killed_while_workers_train_orphans_stopped_runs_interrupted(tmp_
     try:
         ids = [server.stdout.readline().strip() for _ in range(2)]
         for run_id in ids:
-            _until(lambda: _training(store, run_id), 300, "both runs to train")
+            wait_until(lambda: _training(store, run_id), 300, "both runs to train")
         workers = [json.loads((store.run_dir(r) / "worker.json").read_text()) for r in ids]
         assert all(w["parent"] == server.pid and w["executor"] == "process" for w in workers)
     finally:
