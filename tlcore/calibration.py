@@ -103,7 +103,7 @@ def apply_temperature(model: Any, temperature: float) -> bool:
     """Divide the final Dense layer's kernel and bias by ``temperature`` (softmax(logits / T)); False when the
     model has no such layer (it is left as it is)."""
     dense = final_dense(model)
-    if dense is None:
+    if dense is None or not dense.trainable:         # a frozen last layer is data (few-shot prototypes)
         return False
     for weight in dense.weights:
         weight.assign(np.asarray(weight.numpy()) / float(temperature))
@@ -160,8 +160,11 @@ def calibrate(model: Any, val_probs: np.ndarray | None, val_y: np.ndarray | None
         info["note"] = (f"Only {n} validation image{'s' if n != 1 else ''}: the confidence is not calibrated. "
                         f"Use at least {MIN_CALIBRATION_IMAGES} (raise the validation split on the Data page).")
         return info
-    if final_dense(model) is None:
-        info["note"] = "This model's outputs have no final softmax layer to calibrate: its confidence is as trained."
+    dense = final_dense(model)
+    if dense is None or not dense.trainable:
+        info["note"] = ("This model's last layer holds fixed class prototypes: its confidence is set by its "
+                        "temperature option, not calibrated." if dense is not None else
+                        "This model's outputs have no final softmax layer to calibrate: its confidence is as trained.")
         info["unsure_below"] = unsure_threshold(val_probs, val_y)
         return info
     temperature = fit_temperature(val_probs, val_y)

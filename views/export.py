@@ -102,10 +102,13 @@ if record is not None:
                             file_name=named("model_card.md"),
                             mime="text/markdown", key="download_model_card", on_click="ignore",
                             help="What the model is for, how it was trained, how well it does, and its limits.")
-    cols[2].download_button("Download config.json", reader(run_dir / "config.json"),
+    searched = (run_dir / "best_config.json").is_file()     # the automatic search: replay its winner, no search
+    cols[2].download_button("Download config.json", reader(run_dir / ("best_config.json" if searched else "config.json")),
                             file_name=named("config.json"),
                             mime="application/json", key="download_config", on_click="ignore",
-                            help="Every setting of this run. It replays the run from the command line.")
+                            help="Every setting of this run. It replays the run from the command line."
+                                 + (" For the automatic search, it holds the settings the search chose, so a replay "
+                                    "trains them without searching again." if searched else ""))
     st.caption("To train the same model again without the web app:")
     st.code(f"python -m tlcore train --config {named('config.json')} --data PATH_TO_YOUR_IMAGES", language="bash",
             wrap_lines=True)

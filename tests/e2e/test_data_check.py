@@ -1,13 +1,13 @@
 """"Check my data" in a real browser (issue 12): the check runs in the background with progress, the galleries
 show a wrongly filed image with its suggested class and a copy that leaks between splits, the fixes make v2, and a
-second check on v2 finds them gone (v1 is unchanged)."""
+second check on v2 finds them gone (v1 is unchanged), and a run trains on the cleaned version."""
 from __future__ import annotations
 
 import re
 import zipfile
 
-from _e2e import (assert_no_error_shown, button, choose_radio, heading, main, open_panel, selectbox_value, settle,
-                  shot, sidebar, upload)
+from _e2e import (assert_no_error_shown, button, choose_radio, heading, main, open_panel, selectbox_value, set_number,
+                  settle, shot, sidebar, upload)
 from helpers import png_bytes
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
@@ -92,3 +92,17 @@ def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
     assert_no_error_shown(page)
     show_check(page)
     shot(page, "data_check_05_v3")
+
+    # A run on the cleaned version: the Train page names it, and the finished run says what it trained on.
+    sidebar(page).get_by_role("link", name="3 · Train").click()
+    heading(page, "3 · Train").wait_for()
+    settle(page)
+    main(page).get_by_text(re.compile(r"^Dataset: messy v3 \(30 images, 3 classes\)")).wait_for()
+    choose_radio(page, "strategy", "Feature extraction")
+    set_number(page, "epochs", 1)
+    button(page, "start_button").click()
+    sidebar(page).get_by_text(re.compile(r"\bdone( · accuracy \d+%)?$")).wait_for(timeout=420_000)
+    settle(page)
+    assert "Trained on messy v3" in sidebar(page).inner_text()
+    assert_no_error_shown(page)
+    shot(page, "data_check_06_trained_on_v3")

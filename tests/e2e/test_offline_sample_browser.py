@@ -3,14 +3,31 @@ scratch), reaches at least 90% on the test images, and the Predict page answers.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 from _e2e import (Server, assert_no_error_shown, button, heading, images_loaded, main, percent, query, settle, shot,
-                  sidebar)
+                  sidebar, upload)
+from helpers import SHARED
 
 # Downloads go to a closed port and fail at once: the machine is offline for this server, whatever the network.
 OFFLINE = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
            "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
+
+
+def stranger(tmp_path: Path) -> Path:
+    """A photo unlike the sample's shapes: a bird from ../shared when it is there, else a colourful random scene."""
+    from PIL import Image
+
+    birds = sorted((SHARED / "datasets" / "birds5" / "test").glob("*/*.jpg"))
+    if birds:
+        return birds[0]
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (14, 14, 3), dtype=np.uint8)
+    path = tmp_path / "scene.jpg"
+    Image.fromarray(small).resize((224, 224), Image.BICUBIC).save(path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +78,12 @@ def test_sample_offline_uses_the_shipped_imagenet_weights(page, server, tmp_path
     run_id = query(page).get("run")
     assert run_id
     shot(page, "offline_sample_03_predict")
+
+    # A photo of nothing the model knows (a bird, for a model of shapes) is answered "not one of my classes".
+    upload(page, "predict_upload", stranger(tmp_path))
+    main(page).get_by_text("This does not look like any of your classes", exact=False).first.wait_for(timeout=120_000)
+    settle(page)
+    shot(page, "offline_sample_03b_not_my_classes")
 
     # Export: the downloads carry the run's name and short id; the model card is prose and tables.
     sidebar(page).get_by_role("link", name="6 · Export").click()

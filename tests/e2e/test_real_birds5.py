@@ -29,7 +29,7 @@ def test_birds5_upload_train_evaluate(page, server, tmp_path, birds5, imagenet_m
     shot(page, "birds5_02_model")
 
     open_step(page, "Next: train", "3 · Train")
-    assert radio_value(page, "strategy") == "Feature extraction"
+    assert radio_value(page, "strategy") == "Recommended (automatic)"      # the default: the search
     assert "Weights: ImageNet" in main(page).inner_text()
     choose_radio(page, "strategy", "Feature extraction")   # not the default search
     set_number(page, "epochs", 5)

@@ -50,6 +50,11 @@ def test_evaluate_json_in_a_new_process(trained):
     result = json.loads(cli("evaluate", run_dir, "--json").stdout)
     assert {"accuracy", "per_class", "confusion_matrix"} <= set(result)
     assert len(result["confusion_matrix"]) == 3
+    # calibration: the ECE after and before the run's temperature, the temperature, the reliability diagram's bins
+    assert 0 <= result["ece"] <= 1 and 0 <= result["ece_uncalibrated"] <= 1 and result["temperature"] > 0
+    assert sum(b["count"] for b in result["reliability"]) == result["n"] and result["tta"] is False
+    flipped = json.loads(cli("evaluate", run_dir, "--json", "--tta").stdout)
+    assert flipped["tta"] is True and flipped["n"] == result["n"]
 
 
 def test_evaluate_and_predict_by_run_id(trained):
@@ -59,6 +64,9 @@ def test_evaluate_and_predict_by_run_id(trained):
     [row] = json.loads(out.stdout)
     assert len(row["top"]) == 2 and row["top"][0]["class"] in ("red", "green", "blue")
     assert row["top"][0]["probability"] >= row["top"][1]["probability"]
+    # the run's own doubt: confident / unsure / unknown, its confidence and the distance from the classes
+    assert row["status"] in ("confident", "unsure", "unknown") and row["confidence"] == row["top"][0]["probability"]
+    assert isinstance(row["ood_score"], float)
 
 
 def test_export_keras(trained, tmp_path):
