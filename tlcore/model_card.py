@@ -14,6 +14,7 @@ from .artifacts import load_labels, load_run_config, read_json
 from .backbones import get_spec
 from .catalog import CATALOG, SETTINGS, SUMMARIES
 from .catalog import TITLES as STRATEGY_TITLES
+from .config import RunConfig
 from .errors import TLError
 from .run_data import run_dataset
 
@@ -245,6 +246,12 @@ def model_card(run_dir: str | Path, *, image_size: int | None = None, labels: li
     ])
     lines += ["", "## Training settings", "", f"Only the settings that {strategy} uses:", ""]
     lines += _table(("setting", "value"), [("Image size", f"{size}×{size}"), *setting_rows(config)])
+    search = read_json(run_dir / "search.json")
+    if search and isinstance(search.get("config"), dict):      # the automatic search: what it chose, and how
+        chosen = RunConfig.from_dict(search["config"])
+        lines += ["", f"The search tried {len(search.get('trials', []))} settings ({search.get('scoring')}) and "
+                      f"kept the best ({search.get('best_score', 0):.1%}). The final model trained with:", ""]
+        lines += _table(("setting", "value"), setting_rows(chosen))
     lines += ["", "## Data", ""]
     counts = _counts(run_dir)
     if counts:

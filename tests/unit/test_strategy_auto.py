@@ -59,3 +59,8 @@ def test_an_auto_run_searches_keeps_the_best_and_replays_without_searching(tmp_p
     _, replay_id, replay_state, replay_dir = run(workspace, best)
     assert replay_state.value == "done" and not (replay_dir / "search.json").exists()
     assert json.loads((run_dir / "evaluation.json").read_text())["n"] > 0
+    from tlcore.model_card import model_card
+
+    card = model_card(run_dir)            # the card says what the search tried and what the final model used
+    assert f"The search tried {len(search['trials'])} settings" in card
+    assert f"| Learning rate | {search['best']['learning_rate']:g} |" in card

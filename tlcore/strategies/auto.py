@@ -54,8 +54,9 @@ def folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray
 
 def fit_head(params: dict, x: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None, *,
              n_classes: int, batch: int, max_epochs: int, seed: int, stop: Any,
-             epochs: int | None = None) -> tuple[Any, float, int]:
-    """Train one head with ``params`` on features: (head, validation accuracy or nan, epochs run or best epoch)."""
+             epochs: int | None = None) -> tuple[Any, float, float, int]:
+    """Train one head with ``params`` on features: (head, validation accuracy and loss, or nan, nan; the epochs
+    run, or the best epoch)."""
     keras.utils.set_random_seed(seed)
     units = int(params["units"])
     head = build_head(n_classes, HeadConfig(enabled=units > 0, units=max(units, 1), dropout=float(params["dropout"])),
@@ -73,10 +74,10 @@ def fit_head(params: dict, x: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, 
         raise StopRequested()
     run = len(history.history.get("loss", []))
     if val is None:
-        return head, math.nan, run
+        return head, math.nan, math.nan, run
     losses = history.history["val_loss"]
     best = int(np.argmin(losses)) if epochs is None else run - 1
-    return head, float(history.history["val_accuracy"][best]), best + 1
+    return head, float(history.history["val_accuracy"][best]), float(losses[best]), best + 1
 
 
 def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
@@ -109,12 +110,13 @@ class Auto:
                       "optimizer": trial.suggest_categorical("optimizer", OPTIMIZERS),
                       "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
                       "class_weights": trial.suggest_categorical("class_weights", (False, True))}
-            started, scores, epochs = time.perf_counter(), [], []
+            started, scores, losses, epochs = time.perf_counter(), [], [], []
             for i, (tr, te) in enumerate(splits):
                 val = (x[te], y[te]) if cross else (xv, yv) if len(yv) else None
-                _, acc, ep = fit_head(params, x[tr], y[tr], val, n_classes=n_classes, batch=batch,
-                                      max_epochs=opts.max_epochs, seed=ctx.config.seed + i, stop=ctx.stop)
+                _, acc, loss, ep = fit_head(params, x[tr], y[tr], val, n_classes=n_classes, batch=batch,
+                                            max_epochs=opts.max_epochs, seed=ctx.config.seed + i, stop=ctx.stop)
                 scores.append(acc)
+                losses.append(loss)
                 epochs.append(ep)
                 trial.report(float(np.nanmean(scores)), i)
                 if i + 1 < len(splits) and trial.should_prune():
@@ -125,6 +127,7 @@ class Auto:
             score = float(np.nanmean(scores)) if not np.all(np.isnan(scores)) else 0.0
             self._record(ctx, trials, trial.number, params, scores, epochs, started, "complete")
             trial.set_user_attr("epochs", int(round(float(np.mean(epochs)))))
+            trial.set_user_attr("loss", float(np.nanmean(losses)) if not np.all(np.isnan(losses)) else math.inf)
             return score
 
         study = self._study(ctx.config.seed)
@@ -134,7 +137,9 @@ class Auto:
         done = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
         if not done:
             raise DataError("The automatic search finished no trial in its time budget: raise options['budget_s'].")
-        best = max(done, key=lambda t: (t.value, -t.number))
+        # Many settings tie on accuracy with a few hundred images: the tie goes to the lower validation loss (the
+        # surer of the right answers), then to the earlier trial.
+        best = max(done, key=lambda t: (t.value, -t.user_attrs.get("loss", math.inf), -t.number))
         params, epochs = dict(best.params), int(best.user_attrs.get("epochs", ctx.config.epochs))
         concrete = self.concrete_config(ctx.config, params, epochs)
         ctx.emit("search_done", best=params, score=float(best.value), epochs=epochs, trials=len(trials),
