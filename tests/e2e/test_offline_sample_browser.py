@@ -2,6 +2,8 @@
 scratch), reaches at least 90% on the test images, and the Predict page answers."""
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 
@@ -84,6 +86,20 @@ def test_sample_offline_uses_the_shipped_imagenet_weights(page, server, tmp_path
     main(page).get_by_text("This does not look like any of your classes", exact=False).first.wait_for(timeout=120_000)
     settle(page)
     shot(page, "offline_sample_03b_not_my_classes")
+
+    # "Not sure": this run was right on every validation image, so nothing of it is unsure; a stricter threshold
+    # in its calibration.json (as a run with doubtful validation answers has) makes a shape "not sure".
+    run_dir = server.workspace / "runs" / run_id
+    info = json.loads((run_dir / "calibration.json").read_text())
+    (run_dir / "calibration.json").write_text(json.dumps({**info, "unsure_below": 1.01}))
+    os.utime(run_dir / "model.keras")                  # the page reloads the run's predictor
+    page.reload()
+    heading(page, "5 · Predict").wait_for(timeout=120_000)
+    settle(page)
+    button(page, "predict_sample_button").click()       # one of its own test images: near its classes
+    main(page).get_by_text(re.compile(r"^Not sure: \d+% is below the confidence")).first.wait_for(timeout=120_000)
+    settle(page)
+    shot(page, "offline_sample_03c_not_sure")
 
     # Export: the downloads carry the run's name and short id; the model card is prose and tables.
     sidebar(page).get_by_role("link", name="6 · Export").click()
