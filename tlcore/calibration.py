@@ -43,6 +43,10 @@ class Confidence:
         """1 − the cosine similarity to the nearest class mean, per image (None without prototypes)."""
         return None if self.means is None else ood_scores(features, self.means)
 
+    def status(self, confidence: float | None) -> str:
+        """The status of one answer known only by its confidence (no features: a multi-task answer)."""
+        return self.statuses(np.array([[confidence or 0.0]]))[0]
+
     def statuses(self, probs: np.ndarray, ood: np.ndarray | None = None) -> list[str]:
         """``unknown`` (far from every class), ``unsure`` (below the threshold) or ``confident``, per image."""
         top = np.asarray(probs).max(axis=1)

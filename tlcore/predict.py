@@ -222,7 +222,7 @@ def predict_table(predictor: Predictor, named_images: Sequence[tuple[str, bytes]
             row[f"top{rank + 1}"], row[f"top{rank + 1}_probability"] = cls, p
         row["status"], row["ood_score"] = status.get(i, ("", None)) if top else ("", None)
         if predictor.multitask and top:
-            row["status"] = predictor.confidence.statuses(np.array([[top[0][1]]]))[0]
+            row["status"] = predictor.confidence.status(top[0][1])
         row["error"] = errors.get(i, "")
         rows.append(row)
     return rows
@@ -293,7 +293,7 @@ def prediction_records(predictor: Predictor, images: Sequence[Any], top_k: int =
             row["status"] = statuses[i]
             row["ood_score"] = None if ood is None else float(ood[i])
         else:
-            row["status"] = predictor.confidence.statuses(np.array([[row["confidence"] or 0.0]]))[0]
+            row["status"] = predictor.confidence.status(row["confidence"])
             row["ood_score"] = None
         if predictor.multitask:
             row["tasks"] = tops

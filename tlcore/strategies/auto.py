@@ -28,7 +28,7 @@ from ..runs import atomic_write
 from ..settings import auto_budget_cap
 from ..callbacks import HaltOnStop
 from ..tf_env import keras
-from .base import StopRequested, TrainContext, TrainResult, make_optimizer
+from .base import StopRequested, TrainContext, TrainResult, balanced_weights, make_optimizer
 
 CV_BELOW = 50          # fewer validation images than this: k-fold cross-validation on the training features
 UNITS = (0, 128, 256, 512, 1024)
@@ -64,7 +64,7 @@ def fit_head(params: dict, x: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, 
     head.compile(optimizer=make_optimizer(params["optimizer"], float(params["learning_rate"])),
                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                  steps_per_execution=max(1, min(16, -(-len(x) // batch))))
-    weights = _class_weights(y, n_classes) if params.get("class_weights") else None
+    weights = balanced_weights(y) if params.get("class_weights") else None
     callbacks: list = [HaltOnStop(stop)]
     if val is not None and epochs is None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=4, restore_best_weights=True))
@@ -78,11 +78,6 @@ def fit_head(params: dict, x: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, 
     losses = history.history["val_loss"]
     best = int(np.argmin(losses)) if epochs is None else run - 1
     return head, float(history.history["val_accuracy"][best]), float(losses[best]), best + 1
-
-
-def _class_weights(y: np.ndarray, n: int) -> dict[int, float]:
-    counts = np.bincount(y, minlength=n).astype("float64")
-    return {c: float(len(y) / (n * counts[c])) for c in range(n) if counts[c]}
 
 
 class Auto:

@@ -57,6 +57,16 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     return keras.optimizers.Adam(learning_rate)
 
 
+def balanced_weights(y: np.ndarray) -> dict[int, float]:
+    """Keras ``class_weight`` that weights each class present in ``y`` inversely to its size (scikit-learn's
+    "balanced")."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
+    weights = compute_class_weight("balanced", classes=present, y=y)
+    return {int(c): float(w) for c, w in zip(present, weights)}
+
+
 class TrainContext:
     """Data, settings and the shared steps (build, cache features, fit) a strategy composes."""
 
@@ -91,14 +101,7 @@ class TrainContext:
         return np.array([index[s.label] for s in self.dataset.split(split)], dtype="int32")
 
     def class_weight(self) -> dict[int, float] | None:
-        if not self.config.class_weights:
-            return None
-        from sklearn.utils.class_weight import compute_class_weight
-
-        y = self.labels("train")
-        present = np.unique(y)
-        weights = compute_class_weight("balanced", classes=present, y=y)
-        return {int(c): float(w) for c, w in zip(present, weights)}
+        return balanced_weights(self.labels("train")) if self.config.class_weights else None
 
     def images(self, split: str, *, shuffle: bool = False, labels: Any = "auto",
                dataset: Dataset | None = None) -> tf.data.Dataset:
