@@ -37,8 +37,9 @@ def test_a_killed_training_process_fails_its_run_and_the_server_lives_on(page, s
     button(page, "sample_button").click()
     heading(page, "3 · Train").wait_for(timeout=120_000)
     settle(page)
-    choose_radio(page, "strategy", "Feature extraction")   # not the default search
-    set_number(page, "epochs", 500)
+    choose_radio(page, "strategy", "Fine-tuning")          # epochs through the whole backbone: it cannot end first
+    set_number(page, "epochs", 1)
+    set_number(page, "fine_tune_epochs", 500)
     set_number(page, "early_stopping", 0)
     button(page, "start_button").click()
     store = RunStore(server.workspace)

@@ -100,6 +100,29 @@ def test_stop_through_the_manager_ends_the_run_as_stopped(manager, colour_folder
     assert len(_epoch_losses(manager.store, run_id)) < 200
 
 
+@pytest.mark.parametrize("strategy, phase", [("feature_extraction", "head"), ("fine_tune", "fine-tune")])
+def test_a_stop_after_training_began_keeps_the_model_trained_so_far(manager, colour_folder, monkeypatch, strategy,
+                                                                   phase):
+    """Stop in the last training phase ends the run as stopped *with* its model: calibrating, saving and evaluating
+    it still run. (On worker processes they once re-checked Stop and threw a fine-tuned model away: the browser
+    test tests/e2e/test_refresh.py covers that path.)"""
+    epochs = {"epochs": 200} if strategy == "feature_extraction" else {"epochs": 1, "fine_tune_epochs": 200}
+    original = RunStore.append_event
+
+    def spy(self, rid, type, **data):
+        if type == "batch" and data.get("phase") == phase:
+            manager.stop(rid)
+        return original(self, rid, type, **data)
+
+    monkeypatch.setattr(RunStore, "append_event", spy)
+    run_id = manager.submit(tiny_config(colour_folder, strategy=strategy, **epochs), owner="t")
+    assert manager.wait(run_id, 300) == RunState.STOPPED
+    record = manager.store.get(run_id)
+    assert record.metrics.get("accuracy") is not None and record.metrics["epochs"] < 200, record
+    assert (manager.store.run_dir(run_id) / "model.keras").is_file()
+    assert (manager.store.run_dir(run_id) / "evaluation.json").is_file()
+
+
 def test_queue_is_fifo_and_a_failing_job_frees_its_slot(manager, colour_folder):
     bad = manager.submit(tiny_config(colour_folder, strategy="no_such_strategy"), owner="t")
     a = manager.submit(tiny_config(colour_folder, backbone="vgg16", epochs=1), owner="t")
