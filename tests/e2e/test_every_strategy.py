@@ -111,7 +111,8 @@ def test_every_strategy_through_every_view(page, server, tmp_path, strategy):
     if strategy == "multitask":
         main(page).get_by_text("temperature").first.wait_for()
     if strategy == "auto":                            # the search chooses the epochs: the field is off
-        assert main(page).locator(".st-key-epochs input").is_disabled()
+        page.wait_for_function("() => document.querySelector('.st-key-epochs input')?.disabled === true",
+                               timeout=60_000)        # after the page's rerun for the choice has drawn it
     else:
         set_number(page, "epochs", 1)
     if strategy == "fine_tune":
