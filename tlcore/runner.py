@@ -58,8 +58,8 @@ def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = Non
         ctx = TrainContext(config, dataset, run_dir, emit, stop, distribution_strategy(config.distribute, config.devices),
                            target=target)
         result = strategy.fit(ctx)
-        stopped = stop.is_set()
-        ctx.stop = threading.Event()   # a model exists: calibrating, saving and evaluating it finish even after Stop
+        ctx.stop = threading.Event()   # a model exists: calibrating, saving and evaluating it finish even after
+                                       # Stop (``stop`` itself still records one, for the final state)
         emit("phase", phase="calibrate", message="Calibrating the confidence")
         confidence = fit_confidence(ctx, result)     # rescales the final layer: before saving
         ctx.temperature = confidence[0]["temperature"]
@@ -69,7 +69,7 @@ def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = Non
         emit("phase", phase="evaluate", message="Evaluating on the test images")
         evaluation = evaluate_result(ctx, result, strategy)
         atomic_write(run_dir / "evaluation.json", json.dumps(evaluation, indent=2, ensure_ascii=False, default=str))
-        state = RunState.STOPPED if stopped else RunState.DONE
+        state = RunState.STOPPED if stop.is_set() else RunState.DONE
         metrics = {k: evaluation.get(k) for k in ("accuracy", "macro_f1", "top_k_accuracy") if k in evaluation}
         metrics.update(epochs=ctx.epochs_done, trainable_params=_trainable(result.model),
                        classes=len(result.classes))
