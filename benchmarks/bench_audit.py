@@ -123,7 +123,7 @@ def _pairs(ds: Dataset, store) -> set[tuple[str, str]]:
     feats, _ = audit_features.pooled_features(paths, store=store)
     hashes = audit_similar.hashes_of(paths)
     names = [s.name for s in ds.samples]
-    near = audit_similar.near_pairs(feats, audit_similar.signatures(paths, store), same=hashes)
+    near = audit_similar.near_pairs(feats, audit.signatures(paths, store, 224), same=hashes)
     exact = [(g[0], j) for g in audit_similar.exact_groups(hashes) for j in g[1:]]
     return {tuple(sorted((names[a], names[b]))) for a, b, *_ in near} | \
         {tuple(sorted((names[a], names[b]))) for a, b in exact}

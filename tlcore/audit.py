@@ -19,13 +19,13 @@ import re
 import time
 import warnings
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from . import audit_similar
+from .backbones import resolve_size
 from .errors import DataError
 
 KINDS = ("label_issues", "duplicates", "near_duplicates", "leaks", "outliers", "class_names")
@@ -62,24 +62,40 @@ def audit_dataset(dataset: Any, *, options: AuditOptions | None = None, store: A
     start = time.perf_counter()
     paths = [s.path for s in samples]
     reused = len(samples)
-    with ThreadPoolExecutor(1) as pool:        # the pixel signatures are read while the backbone runs
-        signed = pool.submit(audit_similar.signatures, paths, store)
-        if features is None:
-            from .audit_features import pooled_features
+    greys: dict[str, np.ndarray] = {}          # thumbnails of the images the backbone pass decodes
+    size = resolve_size(opts.backbone, opts.image_size)
+    if features is None:
+        from .audit_features import pooled_features
 
-            _progress_stage(progress, "features", 0, len(paths))
-            features, reused = pooled_features(paths, backbone=opts.backbone, weights=opts.weights,
-                                               image_size=opts.image_size, store=store, stop=stop,
-                                               progress=lambda d, t: _progress_stage(progress, "features", d, t))
-        _progress_stage(progress, "copies")
-        hashes = audit_similar.hashes_of(paths)
-        sigs = signed.result()
+        _progress_stage(progress, "features", 0, len(paths))
+        features, reused = pooled_features(paths, backbone=opts.backbone, weights=opts.weights, image_size=size,
+                                           store=store, stop=stop, grey=lambda files, g: greys.update(zip(files, g)),
+                                           progress=lambda d, t: _progress_stage(progress, "features", d, t))
+    _progress_stage(progress, "copies")
+    hashes = audit_similar.hashes_of(paths)
+    sigs = signatures(paths, store, size, greys)
     result = analyse(dataset, np.asarray(features, "float32"), sigs, hashes, opts, stop=stop)
     result["about"] = {"images": len(samples), "classes": len(dataset.classes), "backbone": opts.backbone,
                        "weights": opts.weights, "features_reused": int(reused),
                        "seconds": round(time.perf_counter() - start, 2), "checked": time.time()}
     _progress_stage(progress, "done", 1, 1)
     return result
+
+
+def signatures(paths: list[str], store: Any, image_size: int, greys: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The images' perceptual signatures (:mod:`tlcore.audit_similar`), from the store, from ``greys`` (thumbnails
+    a backbone pass already made), or else from a decode of the images at ``image_size``."""
+    greys = greys or {}
+
+    def greys_of(files: list[str]) -> np.ndarray:
+        missing = [f for f in files if f not in greys]
+        if missing:
+            from .audit_features import grey_thumbnails
+
+            greys.update(zip(missing, grey_thumbnails(missing, image_size)))
+        return np.stack([greys[f] for f in files])
+
+    return audit_similar.signatures(paths, greys_of, store, image_size=image_size)
 
 
 def analyse(dataset: Any, features: np.ndarray, sigs: np.ndarray, hashes: list[str],

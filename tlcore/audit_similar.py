@@ -6,8 +6,9 @@ perceptual signature of the pixels (the low frequencies of a 32×32 grey DCT, as
 numbers rather than bits). Neither alone separates copies from look-alike photos of one class; together they do.
 A pair is kept when each image is among the other's two nearest images and its score, corrected for how crowded
 the neighbourhood is (CSLS: ``2·s − r_a − r_b``, ``r`` the mean similarity of an image's 10 nearest), is over a
-threshold, and their mean similarity is at least :data:`SIMILARITY_FLOOR`. Signatures are kept in the feature
-store like features (no TensorFlow here).
+threshold, and their mean similarity is at least :data:`SIMILARITY_FLOOR`. The signatures' thumbnails come from
+the pixels the backbone pass decodes (no second decode); signatures are kept in the feature store like features
+(no TensorFlow here).
 """
 from __future__ import annotations
 
@@ -18,48 +19,42 @@ import numpy as np
 
 from . import feature_store
 
-SIGNATURE_KEY = feature_store._digest({"signature": "dct32-grey-lowfreq-8x8", "version": 2})
+SIGNATURE = "dct32-grey-area-of-training-decode-lowfreq-8x8-v3"
+GREY = 32                    # the thumbnails' side
 NEAR_THRESHOLD = 0.5         # CSLS score of the summed similarities (benchmarks/bench_audit.py)
 SIMILARITY_FLOOR = 0.5       # and at least this mean similarity: unrelated images are never near each other
 _NEIGHBOURS = 10
 _BLOCK = 1024
 
 
-def _grey(path: str) -> np.ndarray | None:
-    """The image as 32×32 grey pixels (JPEGs decoded at a reduced scale: fast); None when it cannot be read."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.draft("L", (64, 64))
-            return np.asarray(im.convert("L").resize((32, 32), Image.BILINEAR), "float32")
-    except (OSError, ValueError):            # unreadable now: a signature that matches nothing
-        return None
-
-
-def _signatures(paths: Sequence[str]) -> np.ndarray:
-    from concurrent.futures import ThreadPoolExecutor
-
+def signature_rows(greys: np.ndarray) -> np.ndarray:
+    """63-number signatures (unit length) of 32×32 grey thumbnails ``(N, 32, 32)``: the 8×8 lowest frequencies of
+    their DCT without the mean (an all-flat thumbnail gives zeros, which match nothing)."""
     from scipy.fft import dctn
 
-    with ThreadPoolExecutor(2) as pool:            # PIL decodes outside the GIL
-        greys = list(pool.map(_grey, paths))
-    ok = np.array([g is not None for g in greys])
-    stack = np.stack([g if g is not None else np.zeros((32, 32), "float32") for g in greys])
-    coeffs = dctn(stack, axes=(1, 2), norm="ortho")[:, :8, :8].reshape(len(paths), 64)[:, 1:]
+    greys = np.asarray(greys, "float32").reshape(-1, GREY, GREY)
+    coeffs = dctn(greys, axes=(1, 2), norm="ortho")[:, :8, :8].reshape(len(greys), 64)[:, 1:]
     coeffs /= np.linalg.norm(coeffs, axis=1, keepdims=True) + 1e-9
-    coeffs[~ok] = 0.0
     return coeffs.astype("float32")
 
 
-def signatures(paths: Sequence[str], store: feature_store.FeatureStore | None = None) -> np.ndarray:
-    """One 63-number perceptual signature per image (unit length), read from the store when it has them."""
+def signatures(paths: Sequence[str], greys_of: Callable[[list[str]], np.ndarray],
+               store: feature_store.FeatureStore | None = None, *, image_size: int = 224) -> np.ndarray:
+    """One signature per image, read from the store when it has them; ``greys_of(files)`` gives the 32×32 grey
+    thumbnails of the others (:func:`tlcore.audit_features.grey_thumbnails`: the pixels the backbone sees at
+    ``image_size``, which is part of the key)."""
     paths = [str(p) for p in paths]
     if not paths:
         return np.zeros((0, 63), "float32")
+    compute = lambda files: signature_rows(greys_of(files))  # noqa: E731
     if store is None or not store.enabled:
-        return _signatures(paths)
-    return np.asarray(store.per_image(SIGNATURE_KEY, paths, _signatures, shape=(63,)).array, "float32")
+        return compute(paths)
+    return np.asarray(store.per_image(signature_key(image_size), paths, compute, shape=(63,)).array, "float32")
+
+
+def signature_key(image_size: int) -> str:
+    """The feature store's key of the signatures made from the training decode at ``image_size``."""
+    return feature_store._digest({"signature": SIGNATURE, "image_size": int(image_size)})
 
 
 def hashes_of(paths: Sequence[str]) -> list[str]:

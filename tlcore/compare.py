@@ -12,7 +12,9 @@ from . import catalog
 from .backbones import get_spec, resolve_size, weights_cached
 from .catalog import TITLES  # noqa: F401 - {name: title}, a live view of the catalog (older imports)
 from .config import RunConfig
-from .errors import ConfigError
+from .dataset_store import dataset_id_of, dataset_versions
+from .errors import ConfigError, TLError
+from .results import freeze_text, load_evaluation
 
 MAX_RUNS = 12
 BASELINE = "scratch"
@@ -111,3 +113,52 @@ def missing_weights(configs: Sequence[RunConfig]) -> list[str]:
 def submit(manager, configs: Sequence[RunConfig], owner: str) -> list[str]:
     """Queue a planned comparison's runs in order (one person's runs train one after another); returns their ids."""
     return [manager.submit(config, owner) for config in configs]
+
+
+_NOT_SETTINGS = ("data", "name", "group")           # what may differ between the runs a version comparison pairs
+
+
+def cleaning_effect(store, owner: str) -> list[dict]:
+    """What cleaning bought: runs with the same settings on two or more versions of one dataset, side by side.
+
+    One row per (dataset, settings, version): the latest finished run of those settings on that version, its test
+    accuracy and macro F1, how many test images it was scored on, and the change in accuracy (in points) from the
+    earliest version with such a run (None on that one). Settings are the whole run description except its data, name and group."""
+    latest: dict[tuple, dict] = {}
+    lineages: dict[str, tuple[str, int, str, str]] = {}   # dataset id → (lineage, number, label, base name)
+    for record in sorted(store.list(owner=owner), key=lambda r: r.created):
+        if record.state.value not in ("done", "stopped") or (record.metrics or {}).get("accuracy") is None:
+            continue
+        try:
+            config = store.config(record.id)
+            data_id = dataset_id_of(config.data)
+            if data_id and data_id not in lineages:
+                versions = dataset_versions(owner, data_id, workspace=store.workspace)
+                for v in versions:
+                    lineages[v.id] = (versions[0].id, v.number, v.label, versions[0].name)
+        except TLError:
+            continue
+        if data_id not in lineages:
+            continue
+        lineage, number, label, base = lineages[data_id]
+        settings = {k: v for k, v in config.to_dict().items() if k not in _NOT_SETTINGS}
+        key = (lineage, repr(sorted(settings.items())), number)
+        evaluation = load_evaluation(store.run_dir(record.id)) or {}
+        latest[key] = {"dataset": base, "version": label, "number": number, "run": record.id,
+                       "settings": " · ".join([catalog.entry(config.strategy).title,
+                                               "your own backbone" if config.backbone_file else get_spec(config.backbone).title,
+                                              freeze_text(config)]),
+                       "accuracy": record.metrics.get("accuracy"), "macro F1": record.metrics.get("macro_f1"),
+                       "test images": evaluation.get("n"), "_pair": key[:2]}
+    pairs: dict[tuple, list[dict]] = {}
+    for row in latest.values():
+        pairs.setdefault(row["_pair"], []).append(row)
+    out = []
+    for rows in pairs.values():
+        if len(rows) < 2:
+            continue
+        rows.sort(key=lambda r: r["number"])
+        for row in rows:
+            row["change"] = None if row is rows[0] else round(100 * (row["accuracy"] - rows[0]["accuracy"]), 1)
+            out.append({k: v for k, v in row.items() if k != "_pair"})
+    return out

@@ -6,12 +6,17 @@ so their times compare. A slot stays free rather than start a second run of some
 
 Each slot is a thread of this process that hands its run to an executor (:mod:`tlcore.worker`): by default a child
 process per run (:mod:`tlcore.worker_process`), a Ray task with ``TLS_RAY_ADDRESS`` (:mod:`tlcore.worker_ray`), or
-the slot thread itself (``TLS_EXECUTOR=thread``). The queue, the fairness rule and ``runs.db`` stay here."""
+the slot thread itself (``TLS_EXECUTOR=thread``). The queue, the fairness rule and ``runs.db`` stay here.
+
+The queue also takes *tasks*, work that is not a training run but wants a slot and the same fairness (the data
+check, :mod:`tlcore.audit_jobs`): a callable run in the slot thread, queued and stopped like a run."""
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from pathlib import Path
+from typing import Callable
 
 from .runs import RunConfig, RunState, RunStore
 from .settings import executor_kind, max_concurrent_jobs, workspace_dir
@@ -31,6 +36,10 @@ def make_executor(kind: str | None = None, warm: int | None = None):
 
     return ProcessExecutor(warm=warm)
 
+log = logging.getLogger("tlcore")
+
+TASK = "task:"      # the prefix of a queued task's id (run ids are hex)
+
 
 class JobManager:
     """Runs training jobs off the caller's thread. Workers never touch the UI; they write events to the store.
@@ -48,6 +57,7 @@ class JobManager:
         self._stops: dict[str, threading.Event] = {}
         self._done: dict[str, threading.Event] = {}
         self._running: set[str] = set()
+        self._tasks: dict[str, Callable[[threading.Event], None]] = {}
         self._closed = False
         orphans = stop_orphans(store)                  # workers of a server that died: stopped before the sweep
         self.recovered = store.recover_interrupted()
@@ -72,6 +82,38 @@ class JobManager:
             self._cv.notify_all()
         return run_id
 
+    def submit_task(self, task_id: str, work: Callable[[threading.Event], None], owner: str = "local") -> bool:
+        """Queue ``work(stop)`` under ``task_id`` (``"task:…"``, e.g. ``"task:check:<dataset id>"``) behind everyone's
+        runs and tasks; False when that task is already waiting or under way. ``work`` reports its own outcome."""
+        if not task_id.startswith(TASK):
+            raise ValueError(f"A task's id starts with {TASK!r}: {task_id!r}")
+        with self._cv:
+            if task_id in self._tasks:
+                return False
+            self._tasks[task_id] = work
+            self._stops[task_id] = threading.Event()
+            self._done[task_id] = threading.Event()
+            self._owners[task_id] = owner
+            self._queue.append(task_id)
+            self._cv.notify_all()
+        return True
+
+    def _execute(self, job_id: str) -> None:
+        """Run a queued run (through the executor) or task (in this slot thread)."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            try:
+                task(self._stops[job_id])
+            except Exception:  # noqa: BLE001 - a task reports its own outcome; the slot lives on
+                log.exception("queued task %s failed", job_id)
+            return
+        try:
+            self.executor.run(self.store, job_id, self._stops[job_id])
+        except Exception as exc:  # the worker survives whatever happens; the run says why it failed
+            self.store.set_state(job_id, RunState.FAILED,
+                                 error=f"The training worker failed to start this run ({type(exc).__name__}); "
+                                       "try again, and report it if it repeats.")
+
     def _next(self) -> str | None:
         """The first queued run whose owner has nothing training (call with the lock held)."""
         busy = {self._owners.get(r) for r in self._running}
@@ -87,15 +129,12 @@ class JobManager:
                 self._queue.remove(run_id)
                 self._running.add(run_id)
             try:
-                self.executor.run(self.store, run_id, self._stops[run_id])
-            except Exception as exc:  # the worker survives whatever happens; the run says why it failed
-                self.store.set_state(run_id, RunState.FAILED,
-                                     error=f"The training worker failed to start this run ({type(exc).__name__}); "
-                                           "try again, and report it if it repeats.")
+                self._execute(run_id)
             finally:
                 with self._cv:
                     self._running.discard(run_id)
                     self._owners.pop(run_id, None)
+                    self._tasks.pop(run_id, None)
                     self._done[run_id].set()
                     self._cv.notify_all()           # the owner's next run may start now
 
@@ -104,7 +143,16 @@ class JobManager:
         return self.submit(self.store.config(run_id), owner)
 
     def stop(self, run_id: str) -> None:
-        """Stop a run: a queued one leaves the queue; a running one stops within one batch."""
+        """Stop a run or task: a queued one leaves the queue; a running one stops within one batch."""
+        with self._cv:
+            if run_id in self._tasks:
+                self._stops[run_id].set()
+                if run_id in self._queue:
+                    self._queue.remove(run_id)
+                    self._owners.pop(run_id, None)
+                    self._tasks.pop(run_id, None)
+                    self._done[run_id].set()
+                return
         self.store.request_stop(run_id)
         with self._cv:
             if run_id in self._stops:
@@ -127,21 +175,22 @@ class JobManager:
     def stop_owner(self, owner: str) -> list[str]:
         """Stop every waiting or training run of ``owner`` (e.g. a whole comparison); returns their ids."""
         with self._cv:
-            ids = [r for r in [*self._queue, *self._running] if self._owners.get(r) == owner]
+            ids = [r for r in [*self._queue, *self._running] if self._owners.get(r) == owner and r not in self._tasks]
         for run_id in ids:
             self.stop(run_id)
         return ids
 
     def running(self) -> list[str]:
+        """The runs training now (not tasks)."""
         with self._cv:
-            return sorted(self._running)
+            return sorted(r for r in self._running if r not in self._tasks)
 
-    def wait(self, run_id: str, timeout: float | None = None) -> RunState:
-        """Block until the run ends (or ``timeout``); returns its state."""
+    def wait(self, run_id: str, timeout: float | None = None) -> RunState | None:
+        """Block until the run or task ends (or ``timeout``); returns the run's state (None for a task)."""
         done = self._done.get(run_id)
         if done is not None:
             done.wait(timeout)
-        return self.store.get(run_id).state
+        return None if run_id.startswith(TASK) else self.store.get(run_id).state
 
     def shutdown(self) -> None:
         with self._cv:

@@ -130,3 +130,23 @@ def show(store, me: str) -> None:
                         key="compare_chart", width="stretch")
     elif any(r["state"] in ("queued", "running") for r in rows):
         st.caption("The curves appear here once two runs have finished; the rest are still waiting or training.")
+
+
+def cleaning(store, me: str) -> None:
+    """"What cleaning bought": runs with the same settings on versions of one dataset, side by side."""
+    rows = compare.cleaning_effect(store, me)
+    if not rows:
+        return
+    st.subheader("What cleaning bought")
+    st.caption("Runs with the same settings on each version of a dataset (the Data page's fixes make the "
+               "versions). When a fix removed copies that sat in both the training and the test images, the "
+               "earlier score was flattered, so a lower score after cleaning can be the honest one.")
+    table = pd.DataFrame({
+        "Dataset": [_ui.esc(r["dataset"]) for r in rows],
+        "Version": [_ui.esc(r["version"]) for r in rows],
+        "Settings": [_ui.esc(r["settings"]) for r in rows],
+        "Test accuracy": [f"{r['accuracy']:.1%}" for r in rows],
+        "Change from the first version": ["—" if r["change"] is None else f"{r['change']:+.1f} points" for r in rows],
+        "Macro F1": ["—" if r["macro F1"] is None else f"{r['macro F1']:.2f}" for r in rows],
+        "Test images": [str(r["test images"] or "—") for r in rows]})
+    st.table(table, hide_index=True, border="horizontal")       # a few rows: a plain table a screen reader reads

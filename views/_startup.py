@@ -34,6 +34,9 @@ def start_background_work() -> None:
             import tlcore.backbones  # noqa: F401
             import tlcore.strategies  # noqa: F401
             import tlcore.data  # noqa: F401
+            from tlcore import audit_features
+
+            audit_features.warm()                    # the data check's model, built and traced once
         except Exception:  # noqa: BLE001 - warming is an optimisation only
             log.exception("background warm-up failed")
 

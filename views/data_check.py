@@ -11,7 +11,7 @@ from views import _ui
 from tlcore import workspace as ws
 
 SHOWN = 24                 # findings drawn per gallery, most suspect first
-STAGES = {"waiting": "Waiting for another check to finish", "features": "Reading the images",
+STAGES = {"waiting": "Waiting for a free training slot", "features": "Reading the images",
           "copies": "Looking for copies and wrong labels", "done": "Finishing"}
 KEEP, REMOVE = "Keep", "Remove"
 
@@ -66,9 +66,11 @@ def _make(me: str, current: ws.DatasetInfo, fixes: dict) -> None:
 def _progress(dataset_id: str) -> None:
     """Polls the background check once a second; reruns the page when it ends."""
     status = ws.check_status(dataset_id)
-    if status["state"] in ("done", "failed", "idle"):
+    if status["state"] not in ("waiting", "running"):
         st.rerun()
     words = STAGES.get(status["stage"] or status["state"], "Checking")
+    if status["state"] == "waiting" and status["position"]:
+        words += f" (number {status['position']} in the queue, behind the runs started before)"
     total = max(1, int(status["total"] or 0))
     fraction = min(1.0, int(status["done"] or 0) / total) if status["stage"] == "features" else 0.0
     st.progress(fraction, text=f"{words}…" + (f" {status['done']} of {status['total']} batches"
@@ -87,7 +89,13 @@ def check_panel(me: str, current: ws.DatasetInfo, info: dict) -> None:
                "differ only by case or spaces. Fixes make a new version; this one stays as it is.")
     if status["state"] in ("waiting", "running"):
         _progress(current.id)
+        if st.button("Stop the check", key="stop_check_button", icon=":material/stop_circle:"):
+            ws.stop_check(current.id)
+            st.rerun()
         return
+    if status["state"] == "stopped":
+        st.info("The check was stopped. " + ("The result below is from the check before." if result else
+                                             "Start it again when you are ready."))
     if status["state"] == "failed":
         _ui.show_error(status["error"])
     label = "Check my data" if result is None else "Check again"

@@ -172,4 +172,5 @@ if record is not None:
                 st.rerun()
 
 _compare.show(store, me)
+_compare.cleaning(store, me)
 _ui.link("predict", "Next: try the model on new images", icon=":material/arrow_forward:")

@@ -1,13 +1,14 @@
 """"Check my data" in a real browser (issue 12): the check runs in the background with progress, the galleries
 show a wrongly filed image with its suggested class and a copy that leaks between splits, the fixes make v2, and a
-second check on v2 finds them gone (v1 is unchanged), and a run trains on the cleaned version."""
+second check on v2 finds them gone (v1 is unchanged), a run trains on the cleaned version, and the Evaluate page
+sets it beside the run on v1 with the same settings ("What cleaning bought")."""
 from __future__ import annotations
 
 import re
 import zipfile
 
-from _e2e import (assert_no_error_shown, button, choose_radio, heading, main, open_panel, selectbox_value, set_number,
-                  settle, shot, sidebar, upload)
+from _e2e import (assert_no_error_shown, button, choose_radio, heading, main, open_panel, query, selectbox_value,
+                  set_number, settle, shot, sidebar, upload)
 from helpers import png_bytes
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
@@ -32,6 +33,22 @@ def tab(page, title: str):
     return main(page).get_by_role("tab", name=re.compile(f"^{re.escape(title)}"))
 
 
+def train_one_epoch(page, dataset_caption: str) -> None:
+    """Train a one-epoch feature extraction from the Train page and wait for it to finish."""
+    sidebar(page).get_by_role("link", name="3 · Train").click()
+    heading(page, "3 · Train").wait_for()
+    settle(page)
+    main(page).get_by_text(re.compile(rf"^Dataset: {re.escape(dataset_caption)}")).wait_for()
+    choose_radio(page, "strategy", "Feature extraction")
+    set_number(page, "epochs", 1)
+    before = query(page).get("run")
+    button(page, "start_button").click()
+    page.wait_for_function("b => new URLSearchParams(location.search).get('run') !== b", arg=before)
+    sidebar(page).get_by_text(f"Run {query(page)['run']}", exact=False).wait_for()   # the new run, not the last
+    sidebar(page).get_by_text(re.compile(r"\bdone( · accuracy \d+%)?$")).wait_for(timeout=420_000)
+    settle(page)
+
+
 def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
     page.goto(server.url)
     sidebar(page).get_by_role("link", name="1 · Data").wait_for()
@@ -41,6 +58,11 @@ def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
     open_panel(page, "Import images")
     upload(page, "zip_upload", messy_zip(tmp_path / "messy.zip"))
     main(page).get_by_text(re.compile("^Imported “messy”: 31 images in 3 classes")).wait_for(timeout=120_000)
+    settle(page)
+    train_one_epoch(page, "messy (31 images, 3 classes)")           # the score before cleaning
+    assert "Trained on messy ·" in sidebar(page).inner_text()
+    sidebar(page).get_by_role("link", name="1 · Data").click()
+    heading(page, "1 · Data").wait_for()
     settle(page)
 
     # The check runs in the background; the page polls it and draws the galleries when it ends.
@@ -94,15 +116,23 @@ def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
     shot(page, "data_check_05_v3")
 
     # A run on the cleaned version: the Train page names it, and the finished run says what it trained on.
-    sidebar(page).get_by_role("link", name="3 · Train").click()
-    heading(page, "3 · Train").wait_for()
-    settle(page)
-    main(page).get_by_text(re.compile(r"^Dataset: messy v3 \(30 images, 3 classes\)")).wait_for()
-    choose_radio(page, "strategy", "Feature extraction")
-    set_number(page, "epochs", 1)
-    button(page, "start_button").click()
-    sidebar(page).get_by_text(re.compile(r"\bdone( · accuracy \d+%)?$")).wait_for(timeout=420_000)
-    settle(page)
+    train_one_epoch(page, "messy v3 (30 images, 3 classes)")
     assert "Trained on messy v3" in sidebar(page).inner_text()
     assert_no_error_shown(page)
     shot(page, "data_check_06_trained_on_v3")
+
+    # The Evaluate page: the run on v3 beside the run on v1 with the same settings.
+    sidebar(page).get_by_role("link", name="4 · Evaluate").click()
+    heading(page, "4 · Evaluate").wait_for()
+    settle(page)
+    cleaning = main(page).get_by_role("heading", name="What cleaning bought")
+    cleaning.wait_for(timeout=60_000)
+    table = main(page).get_by_test_id("stTable").filter(has_text="Change from the first version")
+    table.evaluate("e => e.scrollIntoView({block: 'center'})")
+    settle(page)
+    shown = table.inner_text()
+    for version in ("v1: as imported", "v3: 1 image removed"):
+        assert version in shown, shown
+    assert re.search(r"[+-]\d+\.\d points", shown), shown
+    assert_no_error_shown(page)
+    shot(page, "data_check_07_what_cleaning_bought")

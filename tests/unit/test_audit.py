@@ -150,3 +150,48 @@ def test_a_warm_check_needs_no_model_and_a_wrong_remembered_key_is_never_used(tm
     assert reused == 4 and np.allclose(feats[:4], first)
     assert json.loads((store.root / "pool-keys.json").read_text()) == remembered
     assert not (store.root / ("0" * 64)).exists()
+
+
+def test_the_pass_gives_the_signatures_thumbnails_from_the_pixels_it_decoded(tmp_path):
+    """The backbone pass's thumbnails are those of a decode-only pass, and its features are the plain pass's."""
+    from tlcore import audit_features
+
+    paths = [s.path for s in _dataset(tmp_path, per_class=3).samples]
+    heard: dict = {}
+    off = feature_store.FeatureStore(tmp_path / "off", limit_bytes=0)          # nothing stored: both passes compute
+    opts = dict(backbone="mobilenet_025", weights="none", image_size=32, store=off)
+    with_grey, _ = audit_features.pooled_features(paths, grey=lambda files, g: heard.update(zip(files, g)), **opts)
+    plain, _ = audit_features.pooled_features(paths, **opts)
+    np.testing.assert_allclose(with_grey, plain, rtol=1e-5, atol=1e-5)
+    assert sorted(heard) == sorted(paths)
+    alone = audit_features.grey_thumbnails(paths, 32)
+    assert alone.shape == (len(paths), 32, 32)
+    np.testing.assert_allclose(np.stack([heard[p] for p in paths]), alone, atol=1e-3)
+
+
+def test_a_resized_recompressed_copy_has_a_close_signature_and_another_picture_does_not(tmp_path):
+    from PIL import Image
+
+    from tlcore.audit_features import grey_thumbnails
+
+    yy, xx = np.mgrid[0:200, 0:200]
+    scene = np.stack([(xx * 1.2) % 255, (yy * 0.8 + 40 * np.sin(xx / 15)) % 255, (xx + yy) % 255], -1).astype("uint8")
+    other = np.stack([(yy * 1.3) % 255, 255 - (xx * 0.7) % 255, (xx * yy / 200) % 255], -1).astype("uint8")
+    Image.fromarray(scene).save(tmp_path / "a.png")
+    Image.fromarray(scene).resize((140, 140)).save(tmp_path / "copy.jpg", quality=45)
+    Image.fromarray(other).save(tmp_path / "b.png")
+    files = [str(tmp_path / n) for n in ("a.png", "copy.jpg", "b.png")]
+    sig = audit_similar.signature_rows(grey_thumbnails(files, 96))
+    assert np.allclose(np.linalg.norm(sig, axis=1), 1, atol=1e-4)
+    assert sig[0] @ sig[1] > 0.95 and sig[0] @ sig[2] < 0.5
+
+
+def test_the_server_warm_up_builds_the_checks_model_only_when_its_weights_are_here(monkeypatch, imagenet_mobilenet):
+    from tlcore import audit_features, backbones
+
+    with monkeypatch.context() as patch:
+        patch.setattr(backbones, "weights_cached", lambda *a, **k: False)
+        assert audit_features.warm() is False
+    assert audit_features.warm() is True
+    trunk = audit_features.feature_trunk()[0]
+    assert trunk in audit_features._WITH_GREY                  # traced: the first check does not pay for it

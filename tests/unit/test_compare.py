@@ -112,3 +112,37 @@ def test_stop_owner_stops_a_whole_comparison(workspace, colour_folder):
     assert sorted(manager.stop_owner("ann")) == sorted(ids)
     assert [manager.store.get(r).state for r in ids] == [RunState.STOPPED] * 2
     assert manager.queue_position(other) == 1
+
+
+def test_what_cleaning_bought_pairs_runs_with_the_same_settings_on_each_version(tmp_path, workspace):
+    """Runs on v1 and on its cleaned v2 with the same settings are paired, with the change in accuracy; a run with
+    other settings has no partner and is left out."""
+    import shutil
+
+    from helpers import write_colour_images
+    from tlcore import workspace as ws
+    from tlcore.data import from_folder
+    from tlcore.dataset_imports import _import
+
+    owner = "u:" + "e" * 24
+    src = write_colour_images(tmp_path / "src", per_class=8)
+    shutil.copy(src / "red" / "1.png", src / "blue" / "wrong.png")
+    (workspace / "data").mkdir()
+    v1 = _import(owner, "colours", "server", lambda dest: from_folder(src, dest), workspace)
+    v2 = ws.new_version(owner, v1.id, {"remove": ["blue/wrong.png"]}, workspace=workspace)
+    manager = JobManager(RunStore(workspace), max_concurrent=1)
+    try:
+        same = dict(backbone="vgg16", epochs=2)
+        ids = [manager.submit(tiny_config(f"dataset:{d.id}", **same), owner) for d in (v1, v2)]
+        lonely = manager.submit(tiny_config(f"dataset:{v1.id}", backbone="vgg16", epochs=1), owner)
+        for run_id in (*ids, lonely):
+            assert manager.wait(run_id, 600) == RunState.DONE, manager.store.get(run_id).error
+        assert compare.cleaning_effect(manager.store, "u:" + "f" * 24) == []     # another person sees nothing
+        rows = compare.cleaning_effect(manager.store, owner)
+    finally:
+        manager.shutdown()
+    assert [r["run"] for r in rows] == ids
+    assert [r["version"] for r in rows] == ["v1: as imported", "v2: 1 image removed"]
+    acc = [manager.store.get(r).metrics["accuracy"] for r in ids]
+    assert [r["change"] for r in rows] == [None, round(100 * (acc[1] - acc[0]), 1)]
+    assert all(r["test images"] > 0 and r["settings"].startswith("Feature extraction · VGG16") for r in rows)
