@@ -11,7 +11,7 @@ from views import _ui
 from tlcore import workspace as ws
 
 SHOWN = 24                 # findings drawn per gallery, most suspect first
-STAGES = {"waiting": "Waiting for a free training slot", "features": "Reading the images",
+STAGES = {"waiting": "Waiting in the training queue", "features": "Reading the images",
           "copies": "Looking for copies and wrong labels", "done": "Finishing"}
 KEEP, REMOVE = "Keep", "Remove"
 
@@ -70,7 +70,8 @@ def _progress(dataset_id: str) -> None:
         st.rerun()
     words = STAGES.get(status["stage"] or status["state"], "Checking")
     if status["state"] == "waiting" and status["position"]:
-        words += f" (number {status['position']} in the queue, behind the runs started before)"
+        words += (f" (number {status['position']}): it starts when a slot is free and any run of yours has "
+                  "finished, one job per person at a time")
     total = max(1, int(status["total"] or 0))
     fraction = min(1.0, int(status["done"] or 0) / total) if status["stage"] == "features" else 0.0
     st.progress(fraction, text=f"{words}…" + (f" {status['done']} of {status['total']} batches"

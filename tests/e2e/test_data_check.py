@@ -136,3 +136,65 @@ def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
     assert re.search(r"[+-]\d+\.\d points", shown), shown
     assert_no_error_shown(page)
     shot(page, "data_check_07_what_cleaning_bought")
+
+
+def test_class_names_that_differ_by_case_are_merged_in_the_browser(page, server, tmp_path):
+    """The "Class names" gallery offers the merge; the new version has one class where there were two."""
+    path = tmp_path / "pets.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for c, (name, rgb) in enumerate({"Cat": (200, 30, 30), "cat": (190, 40, 30), "dog": (30, 30, 200)}.items()):
+            for i in range(8):
+                archive.writestr(f"{name}/{i}.png", png_bytes(rgb, seed=c * 100 + i))
+    page.goto(server.url)
+    sidebar(page).get_by_role("link", name="1 · Data").click()
+    heading(page, "1 · Data").wait_for()
+    settle(page)
+    open_panel(page, "Import images")
+    upload(page, "zip_upload", path)
+    main(page).get_by_text(re.compile("^Imported “pets”: 24 images in 3 classes")).wait_for(timeout=120_000)
+    settle(page)
+    button(page, "check_data_button").click()
+    main(page).get_by_text(re.compile(r"^Checked 24 images: ")).wait_for(timeout=180_000)
+    settle(page)
+    tab(page, "Class names (1)").click()
+    main(page).get_by_text("they differ only by case", exact=False).first.wait_for()
+    choose_radio(page, "fix_names_0", "Merge 'cat' into 'Cat'")
+    main(page).get_by_text(re.compile(r"^Chosen: .*merge 'cat' into 'Cat'")).wait_for()
+    show_check(page)
+    shot(page, "data_check_08_merge_chosen")
+    button(page, "apply_fixes_button").click()
+    main(page).get_by_text(re.compile(r"^Made pets v2 \('cat' merged into 'Cat'\)")).wait_for(timeout=60_000)
+    settle(page)
+    main(page).get_by_text(re.compile(r"^pets v2: 24 images in 2 classes")).wait_for()
+    assert_no_error_shown(page)
+    shot(page, "data_check_09_merged_v2")
+
+
+def test_the_check_waits_in_the_training_queue_behind_a_run_and_stops(page, server):
+    """One job per person: a check started while one's own run trains waits in the queue, says so, and stops."""
+    page.goto(server.url)
+    button(page, "sample_button").click()
+    heading(page, "3 · Train").wait_for(timeout=120_000)
+    settle(page)
+    choose_radio(page, "strategy", "Fine-tuning")          # epochs through the whole backbone: it cannot end first
+    set_number(page, "epochs", 1)
+    set_number(page, "fine_tune_epochs", 500)
+    set_number(page, "early_stopping", 0)
+    button(page, "start_button").click()
+    button(page, "stop_button").wait_for(timeout=120_000)
+    sidebar(page).get_by_role("link", name="1 · Data").click()
+    heading(page, "1 · Data").wait_for()
+    settle(page)
+    button(page, "check_data_button").click()
+    main(page).get_by_text(re.compile(r"^Waiting in the training queue \(number 1\)")).wait_for(timeout=60_000)
+    show_check(page)
+    shot(page, "data_check_10_waiting_in_the_queue")
+    button(page, "stop_check_button").click()
+    main(page).get_by_text("The check was stopped.", exact=False).wait_for(timeout=60_000)
+    settle(page)
+    assert_no_error_shown(page)
+    shot(page, "data_check_11_check_stopped")
+    sidebar(page).get_by_role("link", name="3 · Train").click()      # and the run, so the server is free again
+    heading(page, "3 · Train").wait_for()
+    button(page, "stop_button").click()
+    main(page).get_by_text(re.compile(r"stopped")).first.wait_for(timeout=600_000)
