@@ -86,7 +86,8 @@ def birds5(work: Path, episodes_n: int) -> None:
 
     from tlcore.data import load_data
     from tlcore.runs import RunConfig
-    from tlcore.strategies._common import frozen_trunk, unit
+    from tlcore.strategies._common import frozen_trunk
+    from tlcore.vectors import unit
     from tlcore.strategies.base import TrainContext
     from tlcore.strategies.few_shot import class_means, embed, episodes
 

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import feature_store
+from .vectors import unit
 
 SIGNATURE = "dct32-grey-area-of-training-decode-lowfreq-8x8-v3"
 GREY = 32                    # the thumbnails' side
@@ -77,10 +78,6 @@ def exact_groups(hashes: Sequence[str]) -> list[list[int]]:
     return sorted((g for g in by_hash.values() if len(g) > 1), key=lambda g: g[0])
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
-
-
 def near_pairs(features: np.ndarray, sigs: np.ndarray, *, threshold: float = NEAR_THRESHOLD,
                same: Sequence[str] | None = None,
                stop: Callable[[], None] | None = None) -> list[tuple[int, int, float, float]]:
@@ -89,8 +86,8 @@ def near_pairs(features: np.ndarray, sigs: np.ndarray, *, threshold: float = NEA
     n = len(features)
     if n < 2:
         return []
-    feats = _unit(features.astype("float32") - features.mean(0, dtype="float64").astype("float32"))
-    sig = _unit(sigs.astype("float32"))
+    feats = unit(features.astype("float32") - features.mean(0, dtype="float64").astype("float32"))
+    sig = unit(sigs.astype("float32"))
     k = min(_NEIGHBOURS, n - 1)
     top_idx = np.zeros((n, k), "int64")
     top_val = np.zeros((n, k), "float32")

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .vectors import unit
+
 CALIBRATION_FILE, OOD_FILE = "calibration.json", "ood.npz"
 MIN_CALIBRATION_IMAGES = 10     # fewer validation images than this: no temperature is fitted
 PRECISION_TARGET = 0.95         # "not sure" below the confidence that keeps this precision on validation
@@ -129,26 +131,22 @@ def unsure_threshold(probs: np.ndarray, y: np.ndarray, precision: float = PRECIS
 
 
 # -- not one of my classes ----------------------------------------------------------------------------------
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, "float64")
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def class_means(features: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
     """Unit-length mean of each class's unit-length features (a zero row for a class with no image)."""
-    unit, y = _unit(features), np.asarray(y)
-    means = np.stack([unit[y == c].mean(0) if (y == c).any() else np.zeros(unit.shape[1]) for c in range(n_classes)])
-    return _unit(means).astype("float32")
+    normed, y = unit(features, dtype="float64"), np.asarray(y)
+    means = np.stack([normed[y == c].mean(0) if (y == c).any() else np.zeros(normed.shape[1])
+                      for c in range(n_classes)])
+    return unit(means, dtype="float64").astype("float32")
 
 
 def ood_scores(features: np.ndarray, means: np.ndarray) -> np.ndarray:
     """1 − max cosine similarity to the class means, per row of ``features``."""
-    return (1.0 - (_unit(features) @ np.asarray(means, "float64").T).max(axis=1)).astype("float32")
+    return (1.0 - (unit(features, dtype="float64") @ np.asarray(means, "float64").T).max(axis=1)).astype("float32")
 
 
 def ood_threshold(features: np.ndarray, y: np.ndarray, means: np.ndarray, quantile: float = OOD_QUANTILE) -> float:
     """The ``quantile`` percentile of the training images' cosine distances to their own class mean."""
-    sims = (_unit(features) * np.asarray(means, "float64")[np.asarray(y)]).sum(axis=1)
+    sims = (unit(features, dtype="float64") * np.asarray(means, "float64")[np.asarray(y)]).sum(axis=1)
     return float(np.percentile(1.0 - sims, quantile))
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 
 from ..callbacks import EventCallback
 from ..data import DataReport, Dataset
@@ -36,11 +35,6 @@ def as_split(dataset: Dataset, split: str = "train", labels: list[str | None] | 
     return Dataset(dataset.root, list(classes if classes is not None else dataset.classes), samples, DataReport(),
                    dict(dataset.tasks))
 
-
-def unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """L2-normalise rows (zero rows stay zero)."""
-    x = np.asarray(x, dtype="float32")
-    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)
 
 
 def loop_callbacks(ctx: TrainContext, phase: str, epochs: int, steps: int,

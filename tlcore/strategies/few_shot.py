@@ -29,7 +29,8 @@ from ..evaluate import evaluate_model
 from ..predict import load_run_model, model_image_size
 from ..runs import atomic_write
 from ..tf_env import keras, tf
-from ._common import frozen_trunk, loop_callbacks, unit
+from ..vectors import unit
+from ._common import frozen_trunk, loop_callbacks
 from .base import TrainContext, TrainResult, make_optimizer
 
 layers = keras.layers
