@@ -8,7 +8,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 if [ "${1:-}" = "dev" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
-  # Ray (optional at run time) for tests/unit/test_ray_cluster.py, which starts a local head on 127.0.0.1.
+  # Ray and Ray Train (optional at run time) for tests/unit/test_ray_cluster.py and test_ray_faults.py (local heads).
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-ray.txt \
     || echo "note: Ray could not be installed; the Ray tests will be skipped" >&2
   # The web export's checks run the ONNX file in Node (onnxruntime-node) and serve onnxruntime-web's files from

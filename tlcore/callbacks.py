@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import TLError
 from .progress import ETA_MIN_SAMPLES, eta_estimate, smooth_rate
-from .tf_env import keras
+from .tf_env import keras, tf
 
 Emit = Callable[..., None]
 NAN_FAILED = "Training failed because the loss became NaN (not a number): lower the learning rate and try again."
@@ -52,13 +52,22 @@ class EventCallback(keras.callbacks.Callback):
         self._batch_seconds = 0.0                # time spent in this epoch's batches
         self._epoch_batches = 0                  # batches finished in this epoch
         self._first_batch = True                 # the very first batch includes tracing: never timed
+        self._vote: Any = None                   # StopVote over several workers, else False (at the first check)
 
     def _halt(self) -> None:
         if self.model is not None:
             self.model.stop_training = True
 
     def _check_stop(self) -> None:
-        if self.stop.is_set() and not self.stopped_by_user and not getattr(self.model, "stop_training", False):
+        asked = self.stop.is_set()
+        if self._vote is None:
+            strategy = getattr(self.model, "distribute_strategy", None)
+            self._vote = StopVote(strategy) if several_workers(strategy) else False
+        if self._vote:                             # every worker votes at the same batch: they stop together
+            asked = self._vote(asked)
+            if asked:
+                self.stop.set()                    # the run ends as stopped on every worker, not only the asker
+        if asked and not self.stopped_by_user and not getattr(self.model, "stop_training", False):
             self.stopped_by_user = True
             self._halt()
 
@@ -178,6 +187,35 @@ class EventCallback(keras.callbacks.Callback):
     @property
     def epochs_done(self) -> int:
         return len(self._epoch_times)
+
+
+def several_workers(strategy: Any) -> bool:
+    """True when ``strategy`` trains over several workers (MultiWorkerMirroredStrategy with a TF_CONFIG cluster)."""
+    try:
+        resolver = getattr(strategy, "cluster_resolver", None)
+    except NotImplementedError:
+        resolver = None
+    if resolver is None:
+        return False
+    spec = resolver.cluster_spec().as_dict()
+    return len(spec.get("worker", [])) + len(spec.get("chief", [])) > 1
+
+
+class StopVote:
+    """Or's a flag over every worker of ``strategy`` with one all-reduce, so each worker must vote at the same
+    point of training: a Stop seen by one worker after batch 7 stops them all after batch 7 (alone, that worker
+    would leave while the others waited for it in the next batch's all-reduce)."""
+
+    def __init__(self, strategy: Any) -> None:
+        @tf.function
+        def votes(flag):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(flag)), axis=None)
+
+        self._votes = votes
+
+    def __call__(self, flag: bool) -> bool:
+        """True when this worker's ``flag`` or any other worker's is."""
+        return float(self._votes(tf.constant(1.0 if flag else 0.0))) > 0
 
 
 def _f(value) -> float | None:

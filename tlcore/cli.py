@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=strategies_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     _run_arguments(t)
     t.add_argument("--strategy", help="One of the strategies listed below. Default: auto (a search of the head's settings).")
+    t.add_argument("--workers", type=int, help="Train this run over N Ray workers (TLS_RAY_ADDRESS). Default: 1.")
 
     c = sub.add_parser("compare", help="Train several strategies/backbones on the same split and seed, one after "
                                        "another, and print them side by side.",
@@ -168,7 +169,8 @@ def config_from_args(args):
 
     config = RunConfig.load(args.config) if args.config else RunConfig()
     overrides = {"data": args.data, "backbone": args.backbone, "strategy": getattr(args, "strategy", None),
-                 "weights": args.weights, "epochs": args.epochs, "target_data": args.target_data}
+                 "weights": args.weights, "epochs": args.epochs, "target_data": args.target_data,
+                 "workers": getattr(args, "workers", None)}
     merged = {**config.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
     config = RunConfig.from_dict(merged)
     if not config.data:

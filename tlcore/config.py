@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 from .errors import ConfigError
 
 S = TypeVar("S", bound="Section")
+MAX_WORKERS = 64                  # the most Ray workers one run may train over (RunConfig.workers)
+SEVERAL_WORKERS = ("scratch", "fine_tune", "feature_extraction")   # strategies that fit under tf.distribute
 
 
 class Section:
@@ -134,6 +136,7 @@ class RunConfig:
     options: dict = _on("train", factory=dict)              # strategy-specific settings (see tlcore.catalog)
     distribute: str = "auto"              # auto | none | mirrored | multiworker
     devices: list[str] | None = None      # explicit devices for mirrored, e.g. ["/cpu:0", "/cpu:1"]
+    workers: int = 1                      # several: one run over that many Ray workers (MultiWorkerMirrored)
     name: str = ""
     group: str = ""                       # runs queued together by one comparison share this id
 
@@ -202,6 +205,13 @@ class RunConfig:
              "image_size must be from 16 to 1024 pixels"),
             (self.distribute in ("auto", "none", "mirrored", "multiworker"),
              "distribute must be auto, none, mirrored or multiworker"),
+            (type(self.workers) is int and 1 <= self.workers <= MAX_WORKERS,
+             f"workers must be a whole number from 1 to {MAX_WORKERS}"),
+            (self.workers == 1 or self.distribute in ("auto", "multiworker"),
+             "workers above 1 train with distribute auto or multiworker: set one of them, or workers to 1"),
+            (self.workers == 1 or self.strategy in SEVERAL_WORKERS,
+             f"workers above 1 work with the {', '.join(SEVERAL_WORKERS[:-1])} and {SEVERAL_WORKERS[-1]} strategies "
+             "(the others train outside tf.distribute): choose one of them, or set workers to 1"),
         ]
         for ok, message in checks:
             if not ok:

@@ -30,12 +30,47 @@ def distribution_strategy(mode: str, devices: list[str] | None = None):
     if mode == "none":
         return tf.distribute.get_strategy()
     if mode == "multiworker" or (mode == "auto" and os.environ.get("TF_CONFIG")):
+        _fit_under_several_workers()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if mode == "mirrored":
         return tf.distribute.MirroredStrategy(devices)
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _fit_under_several_workers() -> None:
+    """Two fixes to Keras 3's TensorFlow trainer (3.15), without which ``model.fit`` fails under a
+    MultiWorkerMirroredStrategy over several workers (keras-team/keras#20585, "Attempt to convert a value
+    (PerReplica...)"): the symbolic build before the first step all-reduces the whole (x, y) batch in one call, which
+    the strategy refuses, and needs only its shapes (the local replica's batch has them); and each step's scalar
+    logs are reduced along an axis 0 they do not have, where a plain cross-worker mean is meant. Idempotent; a
+    Keras without these internals is left as it is."""
+    from keras.src.backend.tensorflow import trainer
+
+    fit_class = getattr(trainer, "TensorFlowTrainer", None)
+    if getattr(trainer, "_tls_several_workers", False) or fit_class is None or \
+            not hasattr(trainer, "reduce_per_replica") or not hasattr(trainer, "_collective_all_reduce_multi_worker"):
+        return
+    build, reduce = fit_class._maybe_symbolic_build, trainer.reduce_per_replica
+
+    def local(value):
+        return value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
+
+    def symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None and trainer._collective_all_reduce_multi_worker(self.distribute_strategy):
+            for _, _, batches in iterator:
+                return build(self, data_batch=tf.nest.map_structure(local, next(batches)))
+        return build(self, iterator=iterator, data_batch=data_batch)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(strategy):
+            return reduce(values, strategy, reduction)
+        return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None) if local(v).shape.rank == 0
+                                     else reduce(v, strategy, reduction), values)
+
+    fit_class._maybe_symbolic_build, trainer.reduce_per_replica = symbolic_build, reduce_per_replica
+    trainer._tls_several_workers = True
 
 
 def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = None) -> RunState:
@@ -48,6 +83,10 @@ def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = Non
     try:
         config = store.config(run_id)
         strategy = get_strategy(config.strategy)
+        distribution = distribution_strategy(config.distribute, config.devices)   # before any TF op (multiworker)
+        if config.workers > 1 and not os.environ.get("TF_CONFIG"):
+            emit("warning", message=f"This run asks for {config.workers} workers but trains in one process here: "
+                                    "send it to a Ray cluster (TLS_RAY_ADDRESS) to train it over several.")
         emit("phase", phase="data", message="Reading the images")
         dataset = resolve_dataset(config, run_dir, store.workspace)
         target = resolve_dataset(config, run_dir, store.workspace, target=True)
@@ -55,8 +94,7 @@ def execute_run(store: RunStore, run_id: str, stop: threading.Event | None = Non
         for warning in dataset.report.warnings:
             emit("warning", message=warning)
         _seed(config.seed)
-        ctx = TrainContext(config, dataset, run_dir, emit, stop, distribution_strategy(config.distribute, config.devices),
-                           target=target)
+        ctx = TrainContext(config, dataset, run_dir, emit, stop, distribution, target=target)
         result = strategy.fit(ctx)
         ctx.stop = threading.Event()   # a model exists: calibrating, saving and evaluating it finish even after
                                        # Stop (``stop`` itself still records one, for the final state)

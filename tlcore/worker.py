@@ -146,12 +146,14 @@ def death_sentence(exitcode: int | None, over_cap_mb: int | None = None) -> str:
             "if it repeats.")
 
 
-def fail_dead_worker(store: RunStore, run_id: str, exitcode: int | None, over_cap_mb: int | None = None) -> RunState:
-    """The run of a worker that died: its outcome if it wrote one, else failed with the sentence."""
+def fail_dead_worker(store: RunStore, run_id: str, exitcode: int | None, over_cap_mb: int | None = None,
+                     message: str | None = None) -> RunState:
+    """The run of a worker that died: its outcome if it wrote one, else failed with the sentence (``message``
+    when the executor knows better, such as a Ray node that stopped answering)."""
     state = apply_outcome(store, run_id) if over_cap_mb is None else None
     if state is not None:
         return state
-    message = death_sentence(exitcode, over_cap_mb)
+    message = message or death_sentence(exitcode, over_cap_mb)
     store.set_state(run_id, RunState.FAILED, error=message)
     store.append_event(run_id, "failed", message=message)
     with open(store.run_dir(run_id) / "error.log", "a", encoding="utf-8") as fh:
@@ -170,14 +172,15 @@ def watch_stop(run_dir: Path, stop: threading.Event, done: threading.Event, pare
     threading.Thread(target=loop, name="tls-stop-watch", daemon=True).start()
 
 
-def run_in_worker(workspace: str, run_id: str, parent: int | None = None) -> dict:
+def run_in_worker(workspace: str, run_id: str, parent: int | None = None, stop_dir: Path | None = None) -> dict:
     """A worker's body (child process or Ray task): train ``run_id`` writing only its folder; the outcome.
-    ``parent`` is the server's pid when the worker is its child process."""
+    ``parent`` is the server's pid when the worker is its child process; ``stop_dir`` is the folder whose stop
+    file stops it (default: its own; a helper worker of a run over several watches the run's folder)."""
     from .runner import execute_run
 
     store = FolderStore(workspace)
     stop, done = threading.Event(), threading.Event()
-    watch_stop(store.run_dir(run_id), stop, done, parent)
+    watch_stop(Path(stop_dir) if stop_dir else store.run_dir(run_id), stop, done, parent)
     try:
         execute_run(store, run_id, stop)
     finally:

@@ -87,6 +87,8 @@ def test_backbones_json():
     (["train"], "No data given"),
     (["train", "--data", ".", "--backbone", "alexnet"], "Unknown backbone 'alexnet'"),
     (["train", "--data", ".", "--strategy", "magic"], "Unknown strategy 'magic'"),
+    (["train", "--data", ".", "--workers", "0"], "workers must be a whole number from 1 to 64"),
+    (["train", "--data", ".", "--workers", "2"], "workers above 1 work with the scratch, fine_tune and"),
     (["train", "--data", ".", "--config", "/no/config.json"], "does not exist"),
     (["evaluate", "no-such-run"], "There is no run"),
     (["predict", "no-such-run", "x.jpg"], "There is no run"),

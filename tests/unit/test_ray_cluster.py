@@ -1,7 +1,8 @@
 """Scale-out on Ray (issue 14): a local head on 127.0.0.1 with 2 CPUs, 4 runs from 2 owners through the queue.
 
 All finish, the order follows the fairness rule (first come, first served between people, one run per person at a
-time), every run's worker.json says ``executor: "ray"``, and runs.db is written by this process only. Skips when
+time), every run's worker.json says ``executor: "ray"``, and runs.db is written by this process only. Then one run
+over both CPUs: ``workers=2`` trains on two Ray Train workers under one MultiWorkerMirroredStrategy. Skips when
 Ray is not installed (``pip install -r requirements-ray.txt``)."""
 from __future__ import annotations
 
@@ -86,3 +87,30 @@ def test_a_cluster_that_does_not_answer_trains_here_instead(tmp_path, monkeypatc
     warnings = [e["message"] for e in store.read_events(run_id) if e["type"] == "warning"]
     assert any(w.startswith("The cluster at 127.0.0.1:") and "training here instead" in w for w in warnings)
     assert json.loads((store.run_dir(run_id) / "worker.json").read_text())["executor"] == "process"
+
+
+def test_one_run_trains_over_two_ray_train_workers(cluster, tmp_path, monkeypatch):
+    """workers=2: Ray Train's TensorflowTrainer runs the run on 2 workers of the head's 2 CPUs under one
+    MultiWorkerMirroredStrategy (2 replicas in sync); the chief writes the run folder, the helper's scratch goes."""
+    pytest.importorskip("ray.train.tensorflow", reason="one run over several workers needs ray[train]")
+    monkeypatch.setenv("TLS_RAY_ADDRESS", cluster)
+    data = write_colour_images(tmp_path / "data", per_class=8)
+    store = RunStore(tmp_path / "ws")
+    manager = JobManager(store, max_concurrent=1, executor="ray")
+    try:
+        run_id = manager.submit(tiny_config(data, strategy="scratch", epochs=2, workers=2), owner="a")
+        assert manager.wait(run_id, 600) == RunState.DONE, store.get(run_id).error
+    finally:
+        manager.shutdown()
+    run_dir = store.run_dir(run_id)
+    info = json.loads((run_dir / "worker.json").read_text())
+    assert info["executor"] == "ray" and info["workers"] == 2 and info["parent"] == os.getpid()
+    assert info["chief"]["pid"] not in (info["pid"], os.getpid()), "rank 0 is a Ray Train worker of its own"
+    events = store.read_events(run_id)
+    builds = [e for e in events if e["type"] == "phase" and e.get("phase") == "build"]
+    assert builds and all(e["replicas"] == 2 and e["distribution"] == "MultiWorkerMirroredStrategy" for e in builds)
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2]
+    assert not any(e["type"] == "warning" and "one process here" in e["message"] for e in events)
+    assert (run_dir / "model.keras").is_file() and store.get(run_id).metrics["epochs"] == 2
+    assert not list(run_dir.parent.glob(f"{run_id}.rank*")), "the helper worker's scratch folder is removed"
+    assert not list((store.workspace / "tmp" / "ray_train").glob("*")), "and Ray Train's own run folder"

@@ -28,6 +28,10 @@ def test_config_round_trips_through_json(tmp_path):
     ({"val_split": 0.5, "test_split": 0.5}, "leave room for training"),
     ({"image_size": 4}, "image_size must be"),
     ({"distribute": "tpu"}, "distribute must be"),
+    ({"workers": 0}, "workers must be a whole number from 1 to 64"),
+    ({"workers": 2.0}, "workers must be a whole number"),
+    ({"workers": 2, "strategy": "fine_tune", "distribute": "mirrored"}, "distribute auto or multiworker"),
+    ({"workers": 2, "strategy": "auto"}, "workers above 1 work with the scratch, fine_tune and feature_extraction"),
     ([1, 2], "must be a JSON object"),
 ])
 def test_invalid_configs_name_the_setting(data, error):

@@ -123,8 +123,10 @@ class TrainContext:
     def build(self, *, weights: str | None = None, freeze_cfg: FreezeConfig | None = None,
               num_classes: int | None = None, scratch: bool = False) -> keras.Model:
         """Backbone → head, built in the distribution scope, frozen as asked (``scratch``: BatchNorm learns too)."""
+        several = isinstance(self.distribution, tf.distribute.MultiWorkerMirroredStrategy)
         self.emit("phase", phase="build", message="Building the model",
-                  replicas=int(self.distribution.num_replicas_in_sync))
+                  replicas=int(self.distribution.num_replicas_in_sync),
+                  distribution="MultiWorkerMirroredStrategy" if several else type(self.distribution).__name__)
         with self.distribution.scope():
             base = self.backbone(weights)
             freeze(base, freeze_cfg or self.config.freeze, keep_bn_frozen=not scratch)
