@@ -191,10 +191,10 @@ def main() -> None:
             ("false pairs among those reported", figures["near_duplicates"]["false_share"], "≤ 5%")]
     for name, value, target in rows:
         print(f"{name:70s} {value:7.1%}  (target {target})")
-    print(f"{'check with features stored ÷ one forward pass':70s} {t['warm_ratio']:7.2f}  (target ≤ 0.3; median of 3 rounds)")
+    print(f"{'check with features stored ÷ one forward pass':70s} {t['warm_ratio']:7.2f}  (target ≤ 0.3; median of {args.rounds} rounds)")
     print(f"{'  the same, no model in memory (as in a new process)':70s} {t['warm_no_model_ratio']:7.2f}")
     print(f"{'check cold ÷ one forward pass (the server: its warm-up built the model)':70s} {t['cold_ratio']:7.2f}  "
-          "(target ≤ 1.3; median of 3 rounds)")
+          f"(target ≤ 1.3; median of {args.rounds} rounds)")
     print(f"{'  the same in a process that did not warm up (the CLI): model built in the call':70s} "
           f"{t['cold_model_built_ratio']:7.2f}")
     print(f"forward pass {t['forward_s']:.2f} s, cold {t['cold_s']:.2f} s ({t['cold_model_built_s']:.2f} s with the "
