@@ -144,24 +144,19 @@ class JobManager:
 
     def stop(self, run_id: str) -> None:
         """Stop a run or task: a queued one leaves the queue; a running one stops within one batch."""
-        with self._cv:
-            if run_id in self._tasks:
-                self._stops[run_id].set()
-                if run_id in self._queue:
-                    self._queue.remove(run_id)
-                    self._owners.pop(run_id, None)
-                    self._tasks.pop(run_id, None)
-                    self._done[run_id].set()
-                return
-        self.store.request_stop(run_id)
+        task = run_id in self._tasks
+        if not task:
+            self.store.request_stop(run_id)
         with self._cv:
             if run_id in self._stops:
                 self._stops[run_id].set()
             if run_id in self._queue:
                 self._queue.remove(run_id)
                 self._owners.pop(run_id, None)
-                self.store.set_state(run_id, RunState.STOPPED, error="Stopped while waiting in the queue.")
-                self.store.append_event(run_id, "stopped", message="Stopped while waiting in the queue.")
+                self._tasks.pop(run_id, None)
+                if not task:
+                    self.store.set_state(run_id, RunState.STOPPED, error="Stopped while waiting in the queue.")
+                    self.store.append_event(run_id, "stopped", message="Stopped while waiting in the queue.")
                 self._done[run_id].set()
 
     def queue_position(self, run_id: str) -> int | None:

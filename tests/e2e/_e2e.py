@@ -174,6 +174,26 @@ def open_step(page, link_text: str, title: str, timeout_ms: int = 120_000) -> No
     settle(page, timeout_ms)
 
 
+def go_to(page, step: str) -> None:
+    """Open a step from the sidebar (e.g. "1 · Data") and wait until it has drawn."""
+    sidebar(page).get_by_role("link", name=step).click()
+    heading(page, step).wait_for(timeout=120_000)
+    settle(page)
+
+
+def start_long_run(page) -> None:
+    """From the Home page: the sample, then a fine-tuning run of 1 + 500 epochs with no early stop, started. Its
+    epochs run through the whole backbone, so it cannot end before a slow machine reaches the test's next step."""
+    button(page, "sample_button").click()
+    heading(page, "3 · Train").wait_for(timeout=120_000)
+    settle(page)
+    choose_radio(page, "strategy", "Fine-tuning")
+    set_number(page, "epochs", 1)
+    set_number(page, "fine_tune_epochs", 500)
+    set_number(page, "early_stopping", 0)
+    button(page, "start_button").click()
+
+
 def data_page_drawn(page, screenshot: str) -> None:
     """The Data page has drawn its thumbnails with no error shown; save its screenshot."""
     images_loaded(page, '[data-testid="stMain"] [data-testid="stImage"] img')

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 import zipfile
 
-from _e2e import (assert_no_error_shown, button, choose_radio, heading, main, open_panel, query, selectbox_value,
-                  set_number, settle, shot, sidebar, upload)
+from _e2e import (assert_no_error_shown, button, choose_radio, go_to, heading, main, open_panel, query, selectbox_value,
+                  set_number, settle, shot, sidebar, start_long_run, upload)
 from helpers import png_bytes
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
@@ -35,9 +35,7 @@ def tab(page, title: str):
 
 def train_one_epoch(page, dataset_caption: str) -> None:
     """Train a one-epoch feature extraction from the Train page and wait for it to finish."""
-    sidebar(page).get_by_role("link", name="3 · Train").click()
-    heading(page, "3 · Train").wait_for()
-    settle(page)
+    go_to(page, "3 · Train")
     main(page).get_by_text(re.compile(rf"^Dataset: {re.escape(dataset_caption)}")).wait_for()
     choose_radio(page, "strategy", "Feature extraction")
     set_number(page, "epochs", 1)
@@ -61,9 +59,7 @@ def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
     settle(page)
     train_one_epoch(page, "messy (31 images, 3 classes)")           # the score before cleaning
     assert "Trained on messy ·" in sidebar(page).inner_text()
-    sidebar(page).get_by_role("link", name="1 · Data").click()
-    heading(page, "1 · Data").wait_for()
-    settle(page)
+    go_to(page, "1 · Data")
 
     # The check runs in the background; the page polls it and draws the galleries when it ends.
     button(page, "check_data_button").click()
@@ -122,9 +118,7 @@ def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
     shot(page, "data_check_06_trained_on_v3")
 
     # The Evaluate page: the run on v3 beside the run on v1 with the same settings.
-    sidebar(page).get_by_role("link", name="4 · Evaluate").click()
-    heading(page, "4 · Evaluate").wait_for()
-    settle(page)
+    go_to(page, "4 · Evaluate")
     cleaning = main(page).get_by_role("heading", name="What cleaning bought")
     cleaning.wait_for(timeout=60_000)
     table = main(page).get_by_test_id("stTable").filter(has_text="Change from the first version")
@@ -146,9 +140,7 @@ def test_class_names_that_differ_by_case_are_merged_in_the_browser(page, server,
             for i in range(8):
                 archive.writestr(f"{name}/{i}.png", png_bytes(rgb, seed=c * 100 + i))
     page.goto(server.url)
-    sidebar(page).get_by_role("link", name="1 · Data").click()
-    heading(page, "1 · Data").wait_for()
-    settle(page)
+    go_to(page, "1 · Data")
     open_panel(page, "Import images")
     upload(page, "zip_upload", path)
     main(page).get_by_text(re.compile("^Imported “pets”: 24 images in 3 classes")).wait_for(timeout=120_000)
@@ -173,18 +165,9 @@ def test_class_names_that_differ_by_case_are_merged_in_the_browser(page, server,
 def test_the_check_waits_in_the_training_queue_behind_a_run_and_stops(page, server):
     """One job per person: a check started while one's own run trains waits in the queue, says so, and stops."""
     page.goto(server.url)
-    button(page, "sample_button").click()
-    heading(page, "3 · Train").wait_for(timeout=120_000)
-    settle(page)
-    choose_radio(page, "strategy", "Fine-tuning")          # epochs through the whole backbone: it cannot end first
-    set_number(page, "epochs", 1)
-    set_number(page, "fine_tune_epochs", 500)
-    set_number(page, "early_stopping", 0)
-    button(page, "start_button").click()
+    start_long_run(page)
     button(page, "stop_button").wait_for(timeout=120_000)
-    sidebar(page).get_by_role("link", name="1 · Data").click()
-    heading(page, "1 · Data").wait_for()
-    settle(page)
+    go_to(page, "1 · Data")
     button(page, "check_data_button").click()
     main(page).get_by_text(re.compile(r"^Waiting in the training queue \(number 1\)")).wait_for(timeout=60_000)
     show_check(page)
@@ -194,7 +177,6 @@ def test_the_check_waits_in_the_training_queue_behind_a_run_and_stops(page, serv
     settle(page)
     assert_no_error_shown(page)
     shot(page, "data_check_11_check_stopped")
-    sidebar(page).get_by_role("link", name="3 · Train").click()      # and the run, so the server is free again
-    heading(page, "3 · Train").wait_for()
+    go_to(page, "3 · Train")                           # and the run, so the server is free again
     button(page, "stop_button").click()
     main(page).get_by_text(re.compile(r"stopped")).first.wait_for(timeout=600_000)

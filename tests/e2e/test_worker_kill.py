@@ -9,7 +9,7 @@ import signal
 import urllib.request
 
 from helpers import wait_until
-from _e2e import choose_radio, button, heading, main, set_number, settle, shot
+from _e2e import main, settle, shot, start_long_run
 
 from tlcore.runs import RunState, RunStore
 from tlcore.worker import MEMORY_SENTENCE
@@ -34,14 +34,7 @@ def _health(server) -> str:
 
 def test_a_killed_training_process_fails_its_run_and_the_server_lives_on(page, server):
     page.goto(server.url)
-    button(page, "sample_button").click()
-    heading(page, "3 · Train").wait_for(timeout=120_000)
-    settle(page)
-    choose_radio(page, "strategy", "Fine-tuning")          # epochs through the whole backbone: it cannot end first
-    set_number(page, "epochs", 1)
-    set_number(page, "fine_tune_epochs", 500)
-    set_number(page, "early_stopping", 0)
-    button(page, "start_button").click()
+    start_long_run(page)
     store = RunStore(server.workspace)
     run_id, pid = wait_until(lambda: _training_worker(store), 600, "the run's training process to train an epoch")
     assert pid != server.proc.pid

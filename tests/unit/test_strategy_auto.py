@@ -36,14 +36,19 @@ def test_bad_options_are_refused_with_a_sentence(tmp_path, options):
         RunConfig(data=str(tmp_path), strategy="auto", options=options).validate()
 
 
-def test_an_auto_run_searches_keeps_the_best_and_replays_without_searching(tmp_path, workspace):
+def test_an_auto_run_searches_keeps_the_best_and_replays_without_searching(tmp_path, workspace, monkeypatch):
     from strategy_helpers import run
     from tlcore.progress import summarize
+    from tlcore.strategies import base
 
+    built = []
+    real = base.create_backbone
+    monkeypatch.setattr(base, "create_backbone", lambda *a, **k: built.append(a) or real(*a, **k))
     data = write_colour_images(tmp_path / "c", per_class=14)
     config = tiny_config(data, strategy="auto", options={"max_trials": 4, "max_epochs": 5})
     store, run_id, state, run_dir = run(workspace, config)
     assert state.value == "done", store.get(run_id).error
+    assert len(built) == 1                 # the backbone is built once: the final model reuses the search's
     search = json.loads((run_dir / "search.json").read_text())
     assert 1 <= len(search["trials"]) <= 4 and "cross-validation" in search["scoring"]   # 5 val images: CV
     complete = [t for t in search["trials"] if t["state"] == "complete"]

@@ -141,7 +141,7 @@ class Auto:
                  scoring=scoring)
         # The winner, trained on every training image for the epochs its folds needed, as feature extraction does.
         ctx.config, ctx.total_epochs = concrete, epochs
-        final = ctx.build(freeze_cfg=FreezeConfig(mode="all"))
+        final = ctx.build(freeze_cfg=FreezeConfig(mode="all"), base=model.get_layer("backbone"))   # built once
         ctx.train_head(final, epochs)
         search = {"scoring": scoring, "budget_s": budget, "trials": trials, "best": params,
                   "best_score": float(best.value), "epochs": epochs, "config": concrete.to_dict()}

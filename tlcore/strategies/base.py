@@ -121,14 +121,15 @@ class TrainContext:
             return create_backbone(self.config.backbone, weights or self.config.weights, self.image_size)
 
     def build(self, *, weights: str | None = None, freeze_cfg: FreezeConfig | None = None,
-              num_classes: int | None = None, scratch: bool = False) -> keras.Model:
-        """Backbone → head, built in the distribution scope, frozen as asked (``scratch``: BatchNorm learns too)."""
+              num_classes: int | None = None, scratch: bool = False, base: keras.Model | None = None) -> keras.Model:
+        """Backbone → head, built in the distribution scope, frozen as asked (``scratch``: BatchNorm learns too).
+        ``base``: a backbone already built for this run (a model's ``backbone`` layer), reused instead of built."""
         several = isinstance(self.distribution, tf.distribute.MultiWorkerMirroredStrategy)
         self.emit("phase", phase="build", message="Building the model",
                   replicas=int(self.distribution.num_replicas_in_sync),
                   distribution="MultiWorkerMirroredStrategy" if several else type(self.distribution).__name__)
         with self.distribution.scope():
-            base = self.backbone(weights)
+            base = base if base is not None else self.backbone(weights)
             freeze(base, freeze_cfg or self.config.freeze, keep_bn_frozen=not scratch)
             aug = augmentation(self.config.augment, seed=self.config.seed)
             return build_model(base, self.spec, num_classes or len(self.classes), self.config.head,
