@@ -62,18 +62,18 @@ def audit_dataset(dataset: Any, *, options: AuditOptions | None = None, store: A
     start = time.perf_counter()
     paths = [s.path for s in samples]
     reused = len(samples)
-    greys: dict[str, np.ndarray] = {}          # thumbnails of the images the backbone pass decodes
+    thumbs: dict[str, np.ndarray] = {}         # thumbnails of the images the backbone pass decodes
     size = resolve_size(opts.backbone, opts.image_size)
     if features is None:
         from .audit_features import pooled_features
 
         _progress_stage(progress, "features", 0, len(paths))
         features, reused = pooled_features(paths, backbone=opts.backbone, weights=opts.weights, image_size=size,
-                                           store=store, stop=stop, grey=lambda files, g: greys.update(zip(files, g)),
+                                           store=store, stop=stop, thumbs=lambda files, t: thumbs.update(zip(files, t)),
                                            progress=lambda d, t: _progress_stage(progress, "features", d, t))
     _progress_stage(progress, "copies")
     hashes = audit_similar.hashes_of(paths)
-    sigs = signatures(paths, store, size, greys)
+    sigs = signatures(paths, store, size, thumbs)
     result = analyse(dataset, np.asarray(features, "float32"), sigs, hashes, opts, stop=stop)
     result["about"] = {"images": len(samples), "classes": len(dataset.classes), "backbone": opts.backbone,
                        "weights": opts.weights, "features_reused": int(reused),
@@ -82,20 +82,20 @@ def audit_dataset(dataset: Any, *, options: AuditOptions | None = None, store: A
     return result
 
 
-def signatures(paths: list[str], store: Any, image_size: int, greys: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """The images' perceptual signatures (:mod:`tlcore.audit_similar`), from the store, from ``greys`` (thumbnails
+def signatures(paths: list[str], store: Any, image_size: int, thumbs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The images' perceptual signatures (:mod:`tlcore.audit_similar`), from the store, from ``thumbs`` (thumbnails
     a backbone pass already made), or else from a decode of the images at ``image_size``."""
-    greys = greys or {}
+    thumbs = thumbs or {}
 
-    def greys_of(files: list[str]) -> np.ndarray:
-        missing = [f for f in files if f not in greys]
+    def thumbs_of(files: list[str]) -> np.ndarray:
+        missing = [f for f in files if f not in thumbs]
         if missing:
-            from .audit_features import grey_thumbnails
+            from .audit_features import thumbnails
 
-            greys.update(zip(missing, grey_thumbnails(missing, image_size)))
-        return np.stack([greys[f] for f in files])
+            thumbs.update(zip(missing, thumbnails(missing, image_size)))
+        return np.stack([thumbs[f] for f in files])
 
-    return audit_similar.signatures(paths, greys_of, store, image_size=image_size)
+    return audit_similar.signatures(paths, thumbs_of, store, image_size=image_size)
 
 
 def analyse(dataset: Any, features: np.ndarray, sigs: np.ndarray, hashes: list[str],

@@ -20,8 +20,8 @@ from . import feature_store
 from .backbones import keras_models_dir, resolve_size, weights_filename
 
 _TRUNKS: dict[tuple[str, str, int], tuple[Any, str]] = {}
-_WITH_GREY: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()   # trunk -> features + thumbnails
-GREY = 32
+_WITH_THUMBS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()   # trunk -> features + thumbnails
+THUMB = 32
 _KEYS_FILE = "pool-keys.json"
 _CODE = ("model.py", "backbones.py", "pipeline.py", "calls.py", "feature_store.py")
 
@@ -53,35 +53,35 @@ def feature_trunk(backbone: str = "mobilenet_025", weights: str = "imagenet",
     return trunk, key, size
 
 
-def _grey(x: Any) -> Any:
-    """Raw RGB pixels (N, size, size, 3) → 32×32 grey thumbnails (N, 32, 32), area-averaged."""
+def _thumbs(x: Any) -> Any:
+    """Raw RGB pixels (N, size, size, 3) → 32×32 colour thumbnails (N, 32, 32, 3), area-averaged."""
     from .tf_env import tf
 
-    return tf.squeeze(tf.image.resize(tf.image.rgb_to_grayscale(x), (GREY, GREY), method="area"), -1)
+    return tf.image.resize(x, (THUMB, THUMB), method="area")
 
 
-def _features_and_grey(trunk: Any, size: int) -> Any:
-    """One traced call of ``trunk`` that returns its pooled features and the batch's grey thumbnails."""
+def _features_and_thumbs(trunk: Any, size: int) -> Any:
+    """One traced call of ``trunk`` that returns its pooled features and the batch's thumbnails."""
     from .tf_env import tf
 
-    fn = _WITH_GREY.get(trunk)
+    fn = _WITH_THUMBS.get(trunk)
     if fn is None:
         ref = weakref.ref(trunk)
-        fn = tf.function(lambda x: {"features": ref()(x, training=False), "grey": _grey(x)},
+        fn = tf.function(lambda x: {"features": ref()(x, training=False), "thumbs": _thumbs(x)},
                          input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32)])
-        _WITH_GREY[trunk] = fn
+        _WITH_THUMBS[trunk] = fn
     return fn
 
 
-def grey_thumbnails(paths: Sequence[str], image_size: int) -> np.ndarray:
-    """32×32 grey thumbnails of image files, from the pixels the backbone sees: the training decode at
-    ``image_size`` (what :func:`pooled_features` hands its ``grey`` hook), without running the backbone."""
+def thumbnails(paths: Sequence[str], image_size: int) -> np.ndarray:
+    """32×32 colour thumbnails of image files, from the pixels the backbone sees: the training decode at
+    ``image_size`` (what :func:`pooled_features` hands its ``thumbs`` hook), without running the backbone."""
     from .calls import BATCH_SIZE, over_files
     from .tf_env import keras, tf
 
     if not paths:
-        return np.zeros((0, GREY, GREY), "float32")
-    call = tf.function(_grey, input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32)])
+        return np.zeros((0, THUMB, THUMB, 3), "float32")
+    call = tf.function(_thumbs, input_signature=[tf.TensorSpec((None, image_size, image_size, 3), tf.float32)])
     return np.asarray(over_files(keras.layers.Identity(), list(paths), image_size, BATCH_SIZE, calls=[call]),
                       "float32")
 
@@ -96,7 +96,7 @@ def warm(backbone: str = "mobilenet_025") -> bool:
     if not weights_cached(backbone, size):
         return False
     trunk, _, size = feature_trunk(backbone, "imagenet", size)
-    _features_and_grey(trunk, size)(tf.zeros((1, size, size, 3)))
+    _features_and_thumbs(trunk, size)(tf.zeros((1, size, size, 3)))
     return True
 
 
@@ -145,14 +145,14 @@ def pooled_features(paths: Sequence[str], *, backbone: str = "mobilenet_025", we
                     image_size: int | None = None, store: feature_store.FeatureStore | None = None,
                     progress: Callable[[int, int], None] | None = None,
                     stop: Callable[[], None] | None = None,
-                    grey: Callable[[list[str], np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
+                    thumbs: Callable[[list[str], np.ndarray], None] | None = None) -> tuple[np.ndarray, int]:
     """Pooled features of image files (float32, one row per path) and how many came from the store.
 
     Only the images the store lacks run through the backbone; ``progress(done, total)`` is told after each batch
     of them, and ``stop()`` before each (it may raise to end early). When the store already knows the key of this
     backbone, weights file and size (``pool-keys.json``) and holds every image, neither TensorFlow nor the model
-    is loaded. ``grey(files, thumbnails)`` hears the 32×32 grey thumbnails of the images the pass computed, made
-    from the pixels it decoded (the data check's signatures: no second decode)."""
+    is loaded. ``thumbs(files, thumbnails)`` hears the 32×32 colour thumbnails of the images the pass computed,
+    made from the pixels it decoded (the data check's signatures: no second decode)."""
     paths = [str(p) for p in paths]
     store = store if store is not None else feature_store.FeatureStore()
     size = resolve_size(backbone, image_size)
@@ -165,12 +165,12 @@ def pooled_features(paths: Sequence[str], *, backbone: str = "mobilenet_025", we
         trunk, real, _ = feature_trunk(backbone, weights, size)
         if wanted and real != wanted[0]:
             raise _StaleKey(real)            # the remembered key is not this model's: never store under it
-        if grey is None:
+        if thumbs is None:
             return np.asarray(over_files(trunk, files, size, BATCH_SIZE, before_batch=stop, after_batch=progress),
                               "float32")
-        out = over_files(trunk, files, size, BATCH_SIZE, calls=[_features_and_grey(trunk, size)],
+        out = over_files(trunk, files, size, BATCH_SIZE, calls=[_features_and_thumbs(trunk, size)],
                          before_batch=stop, after_batch=progress)
-        grey(files, out["grey"])
+        thumbs(files, out["thumbs"])
         return np.asarray(out["features"], "float32")
 
     if not paths or not store.enabled:

@@ -75,6 +75,12 @@ def _short(row: dict) -> str:
     return name[len(prefix):] if row["group"] and name.startswith(prefix) else name
 
 
+def _started(run_id: str) -> str:
+    """When a run was queued, "14:02", from its id ("20261202-140213-…"); "" for an id of another form."""
+    parts = run_id.split("-")
+    return f"{parts[1][:2]}:{parts[1][2:4]}" if len(parts) > 2 and len(parts[1]) == 6 and parts[1].isdigit() else ""
+
+
 def _group_label(group: str, rows: list[dict]) -> str:
     if group == ALL:
         return "All your runs"
@@ -104,11 +110,16 @@ def show(store, me: str) -> None:
     table = pd.DataFrame(results.table_rows(rows))        # "queued" / "training" where a run has no result yet
     table["run"] = [_short(r) for r in rows]
     table["state"] = [_ui.state_text(r["state"]) for r in rows]
-    st.dataframe(table[["run", "state", "strategy", "backbone", "weights", "frozen", "accuracy", "macro F1",
-                        "epochs", "trainable params", "time"]], hide_index=True, width="stretch", key="compare_table",
-                 column_order=["run", "accuracy", "macro F1", "time", "trainable params", "epochs", "frozen",
-                               "weights", "state"],
+    table["dataset"] = [_ui.run_dataset_name(r["run"]) or "—" for r in rows]
+    table["started"] = [_started(r["run"]) for r in rows]
+    st.dataframe(table[["run", "dataset", "started", "state", "strategy", "backbone", "weights", "frozen", "accuracy",
+                        "macro F1", "epochs", "trainable params", "time"]], hide_index=True, width="stretch",
+                 key="compare_table",
+                 column_order=["run", "dataset", "accuracy", "macro F1", "time", "trainable params", "epochs",
+                               "frozen", "weights", "started", "state"],
                  column_config={"run": st.column_config.TextColumn("Run"),
+                                "dataset": st.column_config.TextColumn("Dataset"),
+                                "started": st.column_config.TextColumn("Queued at"),
                                 "accuracy": st.column_config.TextColumn("Accuracy"),
                                 "macro F1": st.column_config.TextColumn("Macro F1"),
                                 "time": st.column_config.TextColumn("Time"),
@@ -118,7 +129,10 @@ def show(store, me: str) -> None:
                                 "weights": st.column_config.TextColumn("Weights"),
                                 "state": st.column_config.TextColumn("State")})
     finished = [r["run"] for r in rows if r["state"] in ("done", "stopped")][:8]
-    names = {r["run"]: f"{_short(r)} · {r['run'][-6:]}" for r in rows if r["run"] in finished}
+    names = {r["run"]: f"{_short(r)} · {_ui.run_dataset_name(r['run']) or 'data'} · {_started(r['run'])}"
+             for r in rows if r["run"] in finished}
+    if len(set(names.values())) < len(names):                  # twins: their ids tell them apart
+        names = {run: f"{name} · {run[-6:]}" for run, name in names.items()}
     if len(finished) > 1:
         f1 = results.per_class_f1(store, finished)
         if f1:

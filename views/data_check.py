@@ -88,11 +88,13 @@ def check_panel(me: str, current: ws.DatasetInfo, info: dict) -> None:
     st.caption("Finds likely wrong labels, copies of the same photo (also across the training and test images, "
                "which flatters the test score), images unlike the rest of their class, and class names that "
                "differ only by case or spaces. Fixes make a new version; this one stays as it is.")
+    # Start and Stop act in callbacks, before the page is drawn: a st.rerun() from the middle of the page would end
+    # that run before the thumbnails below are drawn again, and Streamlit would drop their files while the browser
+    # still shows them (broken images).
     if status["state"] in ("waiting", "running"):
         _progress(current.id)
-        if st.button("Stop the check", key="stop_check_button", icon=":material/stop_circle:"):
-            ws.stop_check(current.id)
-            st.rerun()
+        st.button("Stop the check", key="stop_check_button", icon=":material/stop_circle:",
+                  on_click=_ui.call, args=("Stopping the check", ws.stop_check, current.id))
         return
     if status["state"] == "stopped":
         st.info("The check was stopped. " + ("The result below is from the check before." if result else
@@ -100,10 +102,8 @@ def check_panel(me: str, current: ws.DatasetInfo, info: dict) -> None:
     if status["state"] == "failed":
         _ui.show_error(status["error"])
     label = "Check my data" if result is None else "Check again"
-    if st.button(label, key="check_data_button", icon=":material/troubleshoot:"):
-        with _ui.guarded("Starting the check"):
-            ws.start_check(me, current.id)
-            st.rerun()
+    st.button(label, key="check_data_button", icon=":material/troubleshoot:",
+              on_click=_ui.call, args=("Starting the check", ws.start_check, me, current.id))
     if result is not None:
         results(me, current, info, result)
 

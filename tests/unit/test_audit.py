@@ -160,19 +160,19 @@ def test_the_pass_gives_the_signatures_thumbnails_from_the_pixels_it_decoded(tmp
     heard: dict = {}
     off = feature_store.FeatureStore(tmp_path / "off", limit_bytes=0)          # nothing stored: both passes compute
     opts = dict(backbone="mobilenet_025", weights="none", image_size=32, store=off)
-    with_grey, _ = audit_features.pooled_features(paths, grey=lambda files, g: heard.update(zip(files, g)), **opts)
+    with_thumbs, _ = audit_features.pooled_features(paths, thumbs=lambda files, t: heard.update(zip(files, t)), **opts)
     plain, _ = audit_features.pooled_features(paths, **opts)
-    np.testing.assert_allclose(with_grey, plain, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(with_thumbs, plain, rtol=1e-5, atol=1e-5)
     assert sorted(heard) == sorted(paths)
-    alone = audit_features.grey_thumbnails(paths, 32)
-    assert alone.shape == (len(paths), 32, 32)
+    alone = audit_features.thumbnails(paths, 32)
+    assert alone.shape == (len(paths), 32, 32, 3)
     np.testing.assert_allclose(np.stack([heard[p] for p in paths]), alone, atol=1e-3)
 
 
 def test_a_resized_recompressed_copy_has_a_close_signature_and_another_picture_does_not(tmp_path):
     from PIL import Image
 
-    from tlcore.audit_features import grey_thumbnails
+    from tlcore.audit_features import thumbnails
 
     yy, xx = np.mgrid[0:200, 0:200]
     scene = np.stack([(xx * 1.2) % 255, (yy * 0.8 + 40 * np.sin(xx / 15)) % 255, (xx + yy) % 255], -1).astype("uint8")
@@ -181,9 +181,26 @@ def test_a_resized_recompressed_copy_has_a_close_signature_and_another_picture_d
     Image.fromarray(scene).resize((140, 140)).save(tmp_path / "copy.jpg", quality=45)
     Image.fromarray(other).save(tmp_path / "b.png")
     files = [str(tmp_path / n) for n in ("a.png", "copy.jpg", "b.png")]
-    sig = audit_similar.signature_rows(grey_thumbnails(files, 96))
-    assert np.allclose(np.linalg.norm(sig, axis=1), 1, atol=1e-4)
-    assert sig[0] @ sig[1] > 0.95 and sig[0] @ sig[2] < 0.5
+    sig = audit_similar.signature_rows(thumbnails(files, 96))
+    dct = sig[:, :audit_similar.DCT]
+    assert sig.shape == (3, audit_similar.DCT + 3) and np.allclose(np.linalg.norm(dct, axis=1), 1, atol=1e-4)
+    assert dct[0] @ dct[1] > 0.95 and dct[0] @ dct[2] < 0.5
+    assert np.abs(sig[0, audit_similar.DCT:] - sig[1, audit_similar.DCT:]).max() < audit_similar.COLOUR_GAP / 3
+
+
+def test_look_alike_pictures_on_other_backgrounds_are_not_near_copies():
+    """Features and grey signatures alike, mean colours apart: not a pair; the same with one colour: a pair."""
+    rng = np.random.default_rng(1)
+    feats = rng.normal(0, 1, (30, 16)).astype("float32")
+    feats[1] = feats[0] + rng.normal(0, 0.01, 16)
+    dct = rng.normal(0, 1, (30, audit_similar.DCT)).astype("float32")
+    dct[1] = dct[0] + rng.normal(0, 0.01, audit_similar.DCT)
+    colours = rng.uniform(0, 1, (30, 3)).astype("float32")
+    colours[1] = colours[0] + audit_similar.COLOUR_GAP / 2
+    sigs = np.concatenate([dct, colours], axis=1)
+    assert [(a, b) for a, b, *_ in audit_similar.near_pairs(feats, sigs)] == [(0, 1)]
+    sigs[1, audit_similar.DCT] = sigs[0, audit_similar.DCT] + 2 * audit_similar.COLOUR_GAP      # another background
+    assert audit_similar.near_pairs(feats, sigs) == []
 
 
 def test_the_server_warm_up_builds_the_checks_model_only_when_its_weights_are_here(monkeypatch, imagenet_mobilenet):
@@ -194,4 +211,4 @@ def test_the_server_warm_up_builds_the_checks_model_only_when_its_weights_are_he
         assert audit_features.warm() is False
     assert audit_features.warm() is True
     trunk = audit_features.feature_trunk()[0]
-    assert trunk in audit_features._WITH_GREY                  # traced: the first check does not pay for it
+    assert trunk in audit_features._WITH_THUMBS                  # traced: the first check does not pay for it
