@@ -14,8 +14,9 @@ NOTICE = "import_notice"
 
 
 def show_notice() -> None:
-    """The last import's result or error, shown above the import panel (outside it, so a closed panel hides
-    nothing); it stays until the next import attempt or until the user picks another dataset."""
+    """The last import's result or error, shown right under the import panel (outside it, so a closed panel hides
+    nothing, and in view of the uploader at the panel's foot); it stays until the next import attempt or until the
+    user picks another dataset."""
     kind, text = st.session_state.get(NOTICE) or (None, None)
     if kind == "error":
         _ui.show_error(text)

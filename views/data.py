@@ -69,10 +69,10 @@ with st.container(border=True):
                           + (f" or leave them unused for {settings.RETENTION_DAYS} days."
                              if settings.RETENTION_DAYS > 0 else "."))
 
-show_notice()                                           # the last import's result, outside the panel
 _ui.init("import_panel", not datasets)                  # open for a first import; then it stays as the user left it
 with st.expander("Import images", key="import_panel", on_change="rerun", icon=":material/upload:"):
     import_panel()
+show_notice()               # the last import's result: outside the panel, right under the uploader just used
 
 
 def resplit_panel(current: ws.DatasetInfo, info: dict) -> None:
@@ -109,7 +109,9 @@ def show(current: ws.DatasetInfo, info: dict) -> None:
     for warning in info["warnings"]:
         st.warning(_ui.esc(warning), icon=":material/warning:")
     if info["skipped"]:
-        st.warning(f"{len(info['skipped'])} files could not be used and were skipped; the report below says why.",
+        n = len(info["skipped"])
+        st.warning(f"{n} file{'' if n == 1 else 's'} could not be used and {'was' if n == 1 else 'were'} skipped; "
+                   "the report below says why.",
                    icon=":material/folder_off:")
 
     st.plotly_chart(_charts.class_counts(info["rows"]), key="class_counts_chart", width="stretch")
@@ -135,7 +137,8 @@ def show(current: ws.DatasetInfo, info: dict) -> None:
     ok, pictures = _ui.call("Showing the images", thumbs, me, current.id)
     if ok:
         for label, items in list(pictures.items())[:30]:
-            st.text(f"{label}  ({next((r['total'] for r in info['rows'] if r['class'] == label), 0)} images)")
+            total = next((r["total"] for r in info["rows"] if r["class"] == label), 0)
+            st.text(f"{label}  ({total} image{'' if total == 1 else 's'})")
             if items:
                 st.image([a for _, a in items], caption=[_ui.esc(Path(n).name) for n, _ in items], width=120)
         if len(pictures) > 30:

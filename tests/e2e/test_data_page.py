@@ -1,5 +1,5 @@
 """The Data page in a real browser (issue 9): an import stays selected after the next click (major 1); an import's
-error shows outside the panel, and the panel and its tab stay as the user left them (major 6); rename; delete
+error shows outside the panel, right under it, and the panel and its tab stay as the user left them (major 6); rename; delete
 with a confirmation."""
 from __future__ import annotations
 
