@@ -57,7 +57,8 @@ def small_classes(me: str, current: ws.DatasetInfo, info: dict) -> None:
 def _make(me: str, current: ws.DatasetInfo, fixes: dict) -> None:
     with _ui.guarded("Making the new version"):
         version = ws.new_version(me, current.id, fixes)
-        _ui.save_draft(dataset_id=version.id)
+        kept = {"model_dataset": version.id} if _ui.draft().get("model_dataset") == current.id else {}
+        _ui.save_draft(dataset_id=version.id, **kept)       # a new version keeps the model chosen for the old one
         st.session_state["flash"] = f"Made {version.name} ({version.changes}). Check it again, or train on it."
         st.rerun()
 

@@ -40,10 +40,12 @@ def test_a_small_class_trains_and_can_be_left_out_as_a_new_version():
     [info] = ws.list_datasets(owner)
     assert info.n_classes == 3
     assert any("Class 'owl' has 1 image" in plain(w.value) for w in at.warning)
+    ws.update_draft(owner, model={"backbone": "mobilenet_025"}, model_dataset=info.id)    # a model chosen for v1
     at.button(key="leave_out_owl").click().run()
     no_crash(at)
     assert any("Made pets v2 ('owl' left out)" in plain(i.value) for i in at.info)
     versions = ws.dataset_versions(owner, info.id)
+    assert ws.load_draft(owner)["model_dataset"] == versions[1].id        # the new version keeps it: still ticked
     assert [v.label for v in versions] == ["v1: as imported", "v2: 'owl' left out"]
     assert ws.load_dataset(owner, versions[1].id).classes == ["cat", "dog"]
     assert any("Versions: v1: as imported" in plain(m.value) for m in at.markdown)
