@@ -41,7 +41,9 @@ def _imported(info: ws.DatasetInfo) -> None:
     st.rerun()
 
 
-def _run_import(what: str, fn, *args, **kwargs) -> None:
+def _run_import(what: str, fn, *args, done=None, **kwargs) -> None:
+    """Import with ``fn``; its result or error becomes the notice. ``done()`` runs after a success (e.g. to empty
+    a form, so one more click cannot import the same images again)."""
     clear_notice()
     with st.spinner("Checking every image… (large uploads take a little while)"):
         try:
@@ -54,6 +56,8 @@ def _run_import(what: str, fn, *args, **kwargs) -> None:
             _ui.log.exception("import failed")
             _failed(_ui.UNEXPECTED.format(what=what))
         else:
+            if done is not None:
+                done()
             _imported(info)
 
 
@@ -113,7 +117,13 @@ def hand_tab(split: dict) -> None:
             classes[name] = classes.get(name, []) + [(f.name, f.getvalue()) for f in files]
         if len(classes) < 2:
             _failed("Two classes or more are needed: name each class and add its images.")
-        _run_import("Creating the dataset", ws.import_files, classes, **split)
+        _run_import("Creating the dataset", ws.import_files, classes, done=_new_hand_form, **split)
+
+
+def _new_hand_form() -> None:
+    """Two fresh, empty classes (new widget keys: uploaders cannot be emptied otherwise)."""
+    ids = st.session_state.get("hand_classes") or [0, 1]
+    st.session_state["hand_classes"] = [max(ids) + 1, max(ids) + 2]
 
 
 def csv_tab(split: dict) -> None:

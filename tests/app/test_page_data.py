@@ -79,6 +79,8 @@ def test_classes_built_by_hand():
     assert not at.error
     [info] = ws.list_datasets(at.session_state["owner"])
     assert info.n_classes == 2 and info.n_images == 10
+    names = [t.key for t in at.text_input if t.key.startswith("class_name_")]    # the form is empty again
+    assert names == ["class_name_3", "class_name_4"] and not any(at.text_input(key=k).value for k in names)
 
 
 def test_server_folder_inside_root_imports_and_outside_is_refused(tmp_path, monkeypatch):
