@@ -21,6 +21,26 @@ def _paths(owner: str, dataset_id: str) -> dict[str, str]:
     return {s.name: s.path for s in ws.load_dataset(owner, dataset_id).samples}
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def _splits(owner: str, dataset_id: str) -> dict[str, str]:
+    words = {"train": "training", "val": "validation", "test": "test"}
+    return {s.name: words.get(s.split or "train", s.split) for s in ws.load_dataset(owner, dataset_id).samples}
+
+
+EXPLAIN = {
+    "label_issues": "Images whose label the other images disagree with. The score (0 to 1) is how sure the check "
+                    "is that the label is wrong; look at each picture before you move it.",
+    "leaks": "The same picture, or nearly, in two of the training, validation and test images: the test score then "
+             "measures memory, not skill. Remove one of each pair, or split again.",
+    "duplicates": "Files with exactly the same bytes. One of each is enough.",
+    "near_duplicates": "Pictures that look almost the same (resized, recompressed, slightly cropped or shifted). "
+                       "Similarity 1.0 is the same picture; look before you remove one.",
+    "outliers": "Images far from the rest of their class: a wrong file, a photo of something else, or simply an "
+                "unusual shot. The score says how far, in the spread of that class; from 3.5 up is listed.",
+    "class_names": "Classes whose names differ only by capital letters or spaces are probably one class.",
+}
+
+
 @st.cache_data(max_entries=2048, show_spinner=False)
 def _thumb(path: str, name: str):
     from tlcore.images import thumbnail
@@ -123,10 +143,12 @@ def results(me: str, current: ws.DatasetInfo, info: dict, result: dict) -> None:
     st.success(_ui.esc(f"Checked {result['about']['images']} images: {summary_line(result)}."),
                icon=":material/fact_check:")
     paths = _paths(me, current.id)
+    info = {**info, "splits": _splits(me, current.id)}
     fixes = {"remove": [], "relabel": {}, "merge": {}}
     tabs = st.tabs([title for _, title in _tabs(result)])
     for (kind, _), tab in zip(_tabs(result), tabs):
         with tab:
+            st.caption(EXPLAIN[kind])
             GALLERIES[kind](result[kind], paths, fixes, info)
             if len(result[kind]) > SHOWN and kind != "class_names":
                 st.caption(f"…and {len(result[kind]) - SHOWN} more, less likely ones.")
@@ -160,11 +182,13 @@ def copies_gallery(items: list, paths: dict, fixes: dict, info: dict, kind: str 
     for i, item in enumerate(items[:SHOWN]):
         cols = st.columns([1, 1, 2], vertical_alignment="center")
         for col, name in zip(cols[:2], item["paths"][:2]):
-            _image(col, paths, name, name)
+            split = info.get("splits", {}).get(name)
+            _image(col, paths, name, f"{name} ({split})" if kind == "leaks" and split else name)
         words = (f"in {' and '.join(item['splits'])}" if "splits" in item else
                  f"similarity {item['similarity']:.2f}")
         cols[2].markdown(_ui.esc(words))
-        drop = f"Remove the copy ({Path(item['paths'][-1]).name})"
+        drop = (f"Remove the copy ({Path(item['paths'][-1]).name})" if kind == "duplicates" else
+                f"Remove one ({Path(item['paths'][-1]).name})")
         with cols[2]:
             if _choice(f"fix_{kind}_{i}", [KEEP, drop]) == drop:
                 fixes["remove"].extend(item["paths"][1:])
