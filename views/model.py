@@ -163,11 +163,11 @@ if ok:
         m[2].metric("New head", f"{s['head_params']:,}", help="Always trainable: it learns your classes.")
         m[3].metric("Frozen layers", f"{s['frozen_layers']} of {s['total_layers']}",
                     help="Layers your choice freezes, counted from the input, as the slider counts them.")
-        if s.get("batchnorm_kept"):
-            st.caption(f"Besides these, {s['batchnorm_kept']} BatchNorm layers among the trainable ones stay frozen: "
-                       "they are kept in inference mode, as the Keras transfer-learning guide recommends, because "
-                       "updating their statistics on a few images would undo what the backbone learned. So "
-                       f"{s['trainable_layers']} layers with weights will actually change.")
+        kept = (f" {s['batchnorm_kept']} normalisation (BatchNorm) layers among the unfrozen ones stay as they "
+                "were: updating them on a few images would undo what the backbone learned (the Keras "
+                "transfer-learning guide's rule)." if s.get("batchnorm_kept") else "")
+        st.markdown(f"**In short: when fine-tuning, {s['trainable_layers']} layers of the backbone will learn from your images, plus "
+                    f"the new head.**{kept}")
         chart_col, list_col = st.columns([3, 2])
         chart_col.plotly_chart(_charts.layer_blocks(view["blocks"]), key="layer_chart", width="stretch")
         with list_col:

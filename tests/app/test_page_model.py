@@ -65,8 +65,8 @@ def test_frozen_layer_numbers_match_the_choice_and_layers_are_listed():
     frozen = next(m.value for m in at.metric if m.label == "Frozen layers")
     total = int(frozen.split(" of ")[1])
     assert frozen == f"0 of {total}"
-    assert any("BatchNorm layers among the trainable ones stay frozen" in c.value and "inference mode" in c.value
-               for c in at.caption)
+    assert any(m.value.startswith("**In short: when fine-tuning, ") and "layers of the backbone will learn from your images" in m.value
+               and "(BatchNorm) layers among the unfrozen ones stay as they were" in m.value for m in at.markdown)
     layers = next(d.value for d in at.dataframe if "trainable" in d.value.columns and "block" in d.value.columns)
     assert len(layers) == total and set(layers.columns) == {"layer", "type", "block", "parameters", "trainable"}
     assert set(layers["trainable"]) == {"trains", "no weights", "frozen (BatchNorm, inference mode)"}
