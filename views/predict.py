@@ -144,12 +144,13 @@ def explain(model, row: dict, name: str, data: bytes, k: int) -> None:
                                   "model may have learned a shortcut.")
         with st.spinner("Explaining…"):
             ok, image = _ui.call("Reading the image", to_rgb_array, data, name)
+            shown, captions = [image], ["Your image"]
             if ok and show_cam:
                 cam_ok, heat = _ui.call("The heat map", gradcam, model.model, image)
-                image = overlay(image, heat, 0.45) if cam_ok else image
+                if cam_ok:
+                    shown, captions = [image, overlay(image, heat, 0.45)], ["Your image", "Where the model looked"]
         if ok:
-            st.image(image, width=min(480, max(160, image.shape[1])),
-                     caption="Grad-CAM heat map over the image" if show_cam else "The image")
+            st.image(shown, width=min(240, max(120, image.shape[1])), caption=captions)
 
 
 record = _ui.pick_done_run("predict_run", "try")

@@ -92,7 +92,7 @@ def test_new_user_trains_predicts_and_exports(page, server, tmp_path):
     answer.wait_for()
     images_loaded(page, '[data-testid="stMain"] [data-testid="stImage"] img')
     settle(page)
-    assert "Grad-CAM heat map over the image" in main(page).inner_text()
+    assert "Where the model looked" in main(page).inner_text() and "Your image" in main(page).inner_text()
     assert_no_error_shown(page)
     shot(page, "new_user_07_predict")
 
