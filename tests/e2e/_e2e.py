@@ -251,7 +251,8 @@ def set_number(page, key: str, value: int) -> None:
     settle(page)
     # Leave the field, as a person does before the next click. Its blur asks for one more script run; a click that
     # itself blurs the field can lose its mouseup to that run's redraw (seen with Start after the epochs field).
-    field.blur()
+    # The field with the focus: a rerun may draw the new widget beside the old one for a moment here too.
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
     try:
         page.wait_for_function(RUNNING_JS, timeout=2_000)
     except PlaywrightTimeoutError:
