@@ -74,8 +74,7 @@ def _run_box(record) -> None:
         text += f" · accuracy {acc:.0%}"
     st.markdown(text)
     dataset = _ui.run_dataset_name(record.id)
-    verb = "Trained" if record.state.finished else "Training" if record.state.value == "running" else "To train"
-    st.caption((f"{verb} on {_ui.esc(dataset)} · " if dataset else "") + f"Run {_ui.esc(record.id)}")
+    st.caption((f"Trained on {_ui.esc(dataset)} · " if dataset else "") + f"Run {_ui.esc(record.id)}")
 
 
 def page_follows(run_id: str) -> None:

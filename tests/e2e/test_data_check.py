@@ -58,7 +58,7 @@ def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
     main(page).get_by_text(re.compile("^Imported “messy”: 31 images in 3 classes")).wait_for(timeout=120_000)
     settle(page)
     train_one_epoch(page, "messy (31 images, 3 classes)")           # the score before cleaning
-    assert "Trained on messy ·" in sidebar(page).inner_text()
+    sidebar(page).get_by_text("Trained on messy ·", exact=False).wait_for(timeout=60_000)   # once redrawn
     go_to(page, "1 · Data")
 
     # The check runs in the background; the page polls it and draws the galleries when it ends.
@@ -113,7 +113,7 @@ def test_check_show_galleries_fix_as_v2_and_check_again(page, server, tmp_path):
 
     # A run on the cleaned version: the Train page names it, and the finished run says what it trained on.
     train_one_epoch(page, "messy v3 (30 images, 3 classes)")
-    assert "Trained on messy v3" in sidebar(page).inner_text()
+    sidebar(page).get_by_text("Trained on messy v3", exact=False).wait_for(timeout=60_000)   # once redrawn
     assert_no_error_shown(page)
     shot(page, "data_check_06_trained_on_v3")
 
