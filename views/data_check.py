@@ -85,7 +85,10 @@ def _make(me: str, current: ws.DatasetInfo, fixes: dict) -> None:
 
 @st.fragment(run_every=1.0)
 def _progress(dataset_id: str) -> None:
-    """Polls the background check once a second; reruns the page when it ends."""
+    """Polls the background check once a second, with its Stop button; reruns the page when it ends.
+
+    Stop lives inside the fragment, as the Train page's does: a click reruns this fragment at once, even while
+    the timer's own rerun is under way (a click on a button outside a ``run_every`` fragment can be lost then)."""
     status = ws.check_status(dataset_id)
     if status["state"] not in ("waiting", "running"):
         st.rerun()
@@ -97,6 +100,11 @@ def _progress(dataset_id: str) -> None:
     fraction = min(1.0, int(status["done"] or 0) / total) if status["stage"] == "features" else 0.0
     st.progress(fraction, text=f"{words}…" + (f" {status['done']} of {status['total']} batches"
                                               if status["stage"] == "features" and status["total"] else ""))
+    if st.button("Stop the check", key="stop_check_button", icon=":material/stop_circle:"):
+        _ui.call("Stopping the check", ws.stop_check, dataset_id)
+        if ws.check_status(dataset_id)["state"] not in ("waiting", "running"):
+            st.rerun()
+        st.toast("Stopping the check after the current batch…")
 
 
 def check_panel(me: str, current: ws.DatasetInfo, info: dict) -> None:
@@ -109,13 +117,11 @@ def check_panel(me: str, current: ws.DatasetInfo, info: dict) -> None:
     st.caption("Finds likely wrong labels, copies of the same photo (also across the training and test images, "
                "which flatters the test score), images unlike the rest of their class, and class names that "
                "differ only by case or spaces. Fixes make a new version; this one stays as it is.")
-    # Start and Stop act in callbacks, before the page is drawn: a st.rerun() from the middle of the page would end
-    # that run before the thumbnails below are drawn again, and Streamlit would drop their files while the browser
-    # still shows them (broken images).
+    # Start acts in a callback, before the page is drawn: a st.rerun() from the middle of the page would end that
+    # run before the thumbnails below are drawn again, and Streamlit would drop their files while the browser still
+    # shows them (broken images). Stop is in the polling fragment, whose rerun of the page starts a whole new run.
     if status["state"] in ("waiting", "running"):
         _progress(current.id)
-        st.button("Stop the check", key="stop_check_button", icon=":material/stop_circle:",
-                  on_click=_ui.call, args=("Stopping the check", ws.stop_check, current.id))
         return
     if status["state"] == "stopped":
         st.info("The check was stopped. " + ("The result below is from the check before." if result else
