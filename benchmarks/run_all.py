@@ -48,7 +48,8 @@ class Bench:
     def config(self, **kw):
         from tlcore.runs import RunConfig
 
-        base = dict(data=str(BIRDS5), epochs=10, early_stopping=0, weights="imagenet", batch_size=32, seed=0)
+        base = dict(data=str(BIRDS5), strategy="feature_extraction", epochs=10, early_stopping=0, weights="imagenet",
+                    batch_size=32, seed=0)          # the default strategy is the search: name the one measured
         return RunConfig(**{**base, **kw})
 
     def fresh_store(self) -> Path:

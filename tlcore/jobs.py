@@ -144,7 +144,7 @@ class JobManager:
 
     def stop(self, run_id: str) -> None:
         """Stop a run or task: a queued one leaves the queue; a running one stops within one batch."""
-        task = run_id in self._tasks
+        task = run_id.startswith(TASK)              # a task has no run folder or row to mark
         if not task:
             self.store.request_stop(run_id)
         with self._cv:
