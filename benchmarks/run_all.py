@@ -248,7 +248,19 @@ def rss_child(folder: str) -> None:
     b.work, b.quick, b._stores, b._floor, b.model = work, True, 0, None, None
     b.dataset = load_data(folder, work / "data", val_split=0.02, test_split=0.0)
     seconds = b.run(b.config(data=folder), b.fresh_store())
-    print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": seconds}))
+    print(json.dumps({"rss_mb": peak_rss_mb(), "seconds": seconds}))
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: /proc's VmHWM, which starts again at exec. (``ru_maxrss`` keeps the peak of
+    the process before exec on Linux, so a child started by a large parent reported the parent's size.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_rss(b: Bench, n: int, repeats: int) -> Figure:
