@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -254,13 +255,9 @@ def rss_child(folder: str) -> None:
 def peak_rss_mb() -> float:
     """This process's own peak RSS: /proc's VmHWM, which starts again at exec. (``ru_maxrss`` keeps the peak of
     the process before exec on Linux, so a child started by a large parent reported the parent's size.)"""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from tlcore.worker_process import rss_mb
+
+    return rss_mb(os.getpid(), "VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_rss(b: Bench, n: int, repeats: int) -> Figure:

@@ -34,12 +34,12 @@ WATCH_S = 0.1                                  # how often the server looks at a
 _ROOT = str(Path(__file__).resolve().parents[1])   # the folder that holds the tlcore package
 
 
-def rss_mb(pid: int) -> float:
-    """A process's resident memory in MB (0 when it is gone)."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory in MB from /proc (0 when it is gone): now (``VmRSS``) or its peak (``VmHWM``)."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except (OSError, ValueError):
         pass
