@@ -26,6 +26,7 @@ RESULT_FILE = "audit.json"
 _LOCK = threading.Lock()
 _STATUS: dict[str, dict] = {}          # dataset id -> {"state", "stage", "done", "total", "error"}
 _QUEUED: dict[str, Any] = {}           # dataset id -> the JobManager its check was queued on
+ACTIVE = ("waiting", "running")        # the states of a check not yet ended
 
 
 def _store(workspace: Any):
@@ -91,7 +92,7 @@ def start_check(owner: str, dataset_id: str, *, workspace: Any = None, options: 
     info = get_dataset(owner, dataset_id, workspace=workspace)
     manager = get_manager(workspace_path(workspace))
     with _LOCK:
-        if _STATUS.get(info.id, {}).get("state") in ("waiting", "running"):
+        if _STATUS.get(info.id, {}).get("state") in ACTIVE:
             return info.id
         _STATUS[info.id] = {"state": "waiting", "stage": "", "done": 0, "total": 0, "error": ""}
         _QUEUED[info.id] = manager

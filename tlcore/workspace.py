@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .dataset_imports import (PUBLIC_SAMPLE_MAX_BYTES, PUBLIC_SAMPLE_NAME, PUBLIC_SAMPLE_URL,  # noqa: F401
                               download_public_sample, import_csv, import_files, import_sample, import_server_path,
                               import_zip)
-from .audit_jobs import check_status, load_check, start_check, stop_check  # noqa: F401
+from .audit_jobs import ACTIVE as CHECK_ACTIVE, check_status, load_check, start_check, stop_check  # noqa: F401
 from .dataset_store import (DATASET_PREFIX, DatasetInfo, VersionInfo, dataset_id_of, dataset_name,  # noqa: F401
                             dataset_versions, datasets_dir, datasets_in_use, delete_dataset, get_dataset,
                             list_datasets, load_dataset, new_version, rename_dataset, resplit_dataset,

@@ -90,7 +90,7 @@ def _progress(dataset_id: str) -> None:
     Stop lives inside the fragment, as the Train page's does: a click reruns this fragment at once, even while
     the timer's own rerun is under way (a click on a button outside a ``run_every`` fragment can be lost then)."""
     status = ws.check_status(dataset_id)
-    if status["state"] not in ("waiting", "running"):
+    if status["state"] not in ws.CHECK_ACTIVE:
         st.rerun()
     words = STAGES.get(status["stage"] or status["state"], "Checking")
     if status["state"] == "waiting" and status["position"]:
@@ -102,7 +102,7 @@ def _progress(dataset_id: str) -> None:
                                               if status["stage"] == "features" and status["total"] else ""))
     if st.button("Stop the check", key="stop_check_button", icon=":material/stop_circle:"):
         _ui.call("Stopping the check", ws.stop_check, dataset_id)
-        if ws.check_status(dataset_id)["state"] not in ("waiting", "running"):
+        if ws.check_status(dataset_id)["state"] not in ws.CHECK_ACTIVE:
             st.rerun()
         st.toast("Stopping the check after the current batch…")
 
@@ -120,7 +120,7 @@ def check_panel(me: str, current: ws.DatasetInfo, info: dict) -> None:
     # Start acts in a callback, before the page is drawn: a st.rerun() from the middle of the page would end that
     # run before the thumbnails below are drawn again, and Streamlit would drop their files while the browser still
     # shows them (broken images). Stop is in the polling fragment, whose rerun of the page starts a whole new run.
-    if status["state"] in ("waiting", "running"):
+    if status["state"] in ws.CHECK_ACTIVE:
         _progress(current.id)
         return
     if status["state"] == "stopped":
